@@ -1,0 +1,33 @@
+"""The ``sadkit`` command line (Typer). One module per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from .common import state
+from .plugins import plugins_app
+from .run import run_command
+
+app = typer.Typer(
+    name="sadkit",
+    help="Semi-supervised anomaly detection: run experiments, list plugins. Runs are tracked in MLflow.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _global(
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback on errors."),
+) -> None:
+    state.debug = debug
+
+
+app.command("run", no_args_is_help=True)(run_command)
+app.add_typer(plugins_app, name="plugins")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

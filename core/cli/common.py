@@ -1,0 +1,114 @@
+"""What every command shares: the --debug switch, error reporting, key=value parsing, progress."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ..callbacks import Callback
+from ..errors import PluginWarning, SadkitError
+
+err_console = Console(stderr=True)
+
+
+@dataclass
+class _State:
+    debug: bool = False
+
+
+state = _State()
+
+
+@contextmanager
+def handle_errors() -> Iterator[None]:
+    """Print sadkit errors as one line on stderr and exit 1 (re-raise with --debug)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", PluginWarning)
+        previous = warnings.showwarning
+        warnings.showwarning = _show_warning(previous)
+        try:
+            yield
+        except SadkitError as err:
+            if state.debug:
+                raise
+            err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/]")
+            raise typer.Exit(130) from None
+        finally:
+            warnings.showwarning = previous
+
+
+def _show_warning(previous):  # noqa: ANN001, ANN202
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001, ANN202
+        if issubclass(category, PluginWarning):
+            err_console.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
+        else:
+            previous(message, category, filename, lineno, file, line)
+
+    return show
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value: int, float (``1e-4`` too), or YAML (lists, dicts, booleans, null)."""
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def parse_pairs(pairs: list[str] | None, option: str) -> dict[str, Any]:
+    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}``."""
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise SadkitError(f"{option} expects key=value, got {pair!r}")
+        out[key.strip()] = parse_value(value.strip())
+    return out
+
+
+class ProgressCallback(Callback):
+    """A rich progress bar per training phase, on stderr."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            console=err_console,
+            disable=not enabled,
+            transient=False,
+        )
+        self._task = None
+
+    def __enter__(self) -> ProgressCallback:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def on_phase_start(self, phase: str, n_epochs: int) -> None:
+        self._task = self.progress.add_task(f"{phase:>8}", total=n_epochs, info="")
+
+    def on_epoch_end(self, phase: str, epoch: int, logs: Mapping[str, float]) -> None:
+        info = "  ".join(f"{k} {v:.4g}" for k, v in logs.items() if k in ("loss", "val_auroc"))
+        self.progress.update(self._task, completed=epoch + 1, info=info)

@@ -1,0 +1,365 @@
+"""Splits, the Dataset contract and the paper's semi-supervised sampling protocol.
+
+The protocol is the one of Ruff et al. (2020) and its code (a 4-equation linear system fixes how many
+labeled normals, unlabeled normals, unlabeled (polluting) anomalies and labeled anomalies the training
+set holds), implemented once here and shared by every dataset, with two bugs of the reference code
+fixed: labeled and unlabeled anomalies never share a sample, and train, validation and test never
+overlap.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .errors import InvalidInputError
+
+#: semi-supervised labels (as in the paper and its code)
+LABELED_NORMAL = 1
+LABELED_ANOMALY = -1
+UNLABELED = 0
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split of a dataset.
+
+    Attributes:
+        X: features, ``(n, ...)``.
+        y: ground truth, 1 anomaly and 0 normal; used only to evaluate.
+        semi_y: semi-supervised labels, +1 labeled normal, -1 labeled anomaly, 0 unlabeled.
+    """
+
+    X: Any
+    y: Any
+    semi_y: Any
+
+    def __post_init__(self) -> None:
+        n = len(self.X)
+        if len(self.y) != n or len(self.semi_y) != n:
+            raise InvalidInputError(
+                f"Split arrays disagree in length: X {n}, y {len(self.y)}, semi_y {len(self.semi_y)}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    def summary(self) -> dict[str, int]:
+        """Counts of the sample kinds (for logs and reports)."""
+        y = np.asarray(self.y)
+        semi = np.asarray(self.semi_y)
+        return {
+            "n": int(len(y)),
+            "n_anomalies": int((y == 1).sum()),
+            "n_labeled_normal": int((semi == LABELED_NORMAL).sum()),
+            "n_labeled_anomalies": int((semi == LABELED_ANOMALY).sum()),
+        }
+
+
+def check_ratio(name: str, value: float, *, upper_open: bool = False) -> float:
+    """Return ``value`` as a float or raise when it is outside [0, 1] (or [0, 1))."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError) as err:
+        raise InvalidInputError(f"{name} must be a number in [0, 1], got {value!r}") from err
+    if not (0.0 <= value <= 1.0) or (upper_open and value == 1.0):
+        bound = "[0, 1)" if upper_open else "[0, 1]"
+        raise InvalidInputError(f"{name} must be in {bound}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class SemiSupervisedSample:
+    """Indices chosen by :func:`semi_supervised_sample` (into the pool it was given)."""
+
+    known_normal: np.ndarray
+    unlabeled_normal: np.ndarray
+    unlabeled_anomaly: np.ndarray
+    known_anomaly: np.ndarray
+
+    def indices_and_semi_labels(self) -> tuple[np.ndarray, np.ndarray]:
+        idx = np.concatenate(
+            [self.known_normal, self.unlabeled_normal, self.unlabeled_anomaly, self.known_anomaly]
+        ).astype(np.int64)
+        semi = np.concatenate(
+            [
+                np.full(len(self.known_normal), LABELED_NORMAL),
+                np.zeros(len(self.unlabeled_normal) + len(self.unlabeled_anomaly)),
+                np.full(len(self.known_anomaly), LABELED_ANOMALY),
+            ]
+        ).astype(np.int64)
+        return idx, semi
+
+
+def sample_counts(
+    n_normal: int, ratio_known_normal: float, ratio_known_outlier: float, ratio_pollution: float
+) -> tuple[int, int, int, int]:
+    """Solve the paper's system for (known normal, unlabeled normal, unlabeled anomaly, known anomaly).
+
+    All normals of the pool are used; ``ratio_known_normal`` and ``ratio_known_outlier`` are fractions
+    of the whole training set, ``ratio_pollution`` the fraction of anomalies among unlabeled samples.
+    Counts are truncated to integers as in the reference code.
+    """
+    r_n, r_a, r_p = ratio_known_normal, ratio_known_outlier, ratio_pollution
+    a = np.array(
+        [
+            [1, 1, 0, 0],
+            [1 - r_n, -r_n, -r_n, -r_n],
+            [-r_a, -r_a, -r_a, 1 - r_a],
+            [0, -r_p, 1 - r_p, 0],
+        ],
+        dtype=np.float64,
+    )
+    b = np.array([n_normal, 0, 0, 0], dtype=np.float64)
+    try:
+        x = np.linalg.solve(a, b)
+    except np.linalg.LinAlgError as err:
+        raise InvalidInputError(
+            "these ratios admit no training set (ratio_known_normal + ratio_known_outlier must not"
+            f" exceed 1): {ratio_known_normal}, {ratio_known_outlier}, {ratio_pollution}"
+        ) from err
+    if (x < -1e-6).any():
+        raise InvalidInputError(
+            "these ratios admit no training set: ratio_known_normal + ratio_known_outlier must not"
+            f" exceed 1 (got {ratio_known_normal} + {ratio_known_outlier})"
+        )
+    counts = tuple(max(0, int(v + 1e-9)) for v in x)
+    return counts  # type: ignore[return-value]
+
+
+def semi_supervised_sample(
+    labels: np.ndarray,
+    normal_classes: Sequence[int],
+    outlier_classes: Sequence[int],
+    known_outlier_classes: Sequence[int],
+    ratio_known_normal: float,
+    ratio_known_outlier: float,
+    ratio_pollution: float,
+    rng: np.random.Generator,
+) -> SemiSupervisedSample:
+    """Draw the semi-supervised training set from a pool with class ``labels``.
+
+    Labeled anomalies are drawn first, from the known anomaly classes; the polluting unlabeled
+    anomalies are then drawn from every anomaly class, excluding those already labeled.
+
+    Raises:
+        InvalidInputError: a ratio outside [0, 1], or more labeled or polluting anomalies asked for
+            than the pool holds.
+    """
+    r_n = check_ratio("ratio_known_normal", ratio_known_normal)
+    r_a = check_ratio("ratio_known_outlier", ratio_known_outlier, upper_open=True)
+    r_p = check_ratio("ratio_pollution", ratio_pollution, upper_open=True)
+    labels = np.asarray(labels)
+    idx_normal = np.flatnonzero(np.isin(labels, normal_classes))
+    idx_outlier = np.flatnonzero(np.isin(labels, outlier_classes))
+    idx_known_candidates = np.flatnonzero(np.isin(labels, known_outlier_classes))
+    if len(idx_normal) == 0:
+        raise InvalidInputError(f"the training pool has no sample of the normal class(es) {list(normal_classes)}")
+
+    n_kn, n_un, n_ua, n_ka = sample_counts(len(idx_normal), r_n, r_a, r_p)
+    if n_ka > len(idx_known_candidates):
+        raise InvalidInputError(
+            f"ratio_known_outlier={r_a} asks for {n_ka} labeled anomalies but the training pool holds"
+            f" only {len(idx_known_candidates)} of the known anomaly class(es)"
+            f" {list(known_outlier_classes)}; lower ratio_known_outlier"
+        )
+
+    known_anomaly = rng.permutation(idx_known_candidates)[:n_ka]
+    remaining_outliers = np.setdiff1d(idx_outlier, known_anomaly)
+    if n_ua > len(remaining_outliers):
+        raise InvalidInputError(
+            f"ratio_pollution={r_p} asks for {n_ua} unlabeled anomalies but only"
+            f" {len(remaining_outliers)} anomalies are left after drawing {n_ka} labeled ones;"
+            " lower ratio_pollution or ratio_known_outlier"
+        )
+    perm_normal = rng.permutation(idx_normal)
+    return SemiSupervisedSample(
+        known_normal=perm_normal[:n_kn],
+        unlabeled_normal=perm_normal[n_kn : n_kn + n_un],
+        unlabeled_anomaly=rng.permutation(remaining_outliers)[:n_ua],
+        known_anomaly=known_anomaly,
+    )
+
+
+def stratified_holdout(strata: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Split positions ``0..n-1`` into (kept, held out), holding out ``fraction`` of every stratum.
+
+    Each stratum gives ``fraction * size`` samples rounded half up, so small strata (a handful of labeled
+    anomalies) are split as evenly as they can be. Both outputs are sorted.
+    """
+    fraction = check_ratio("val_fraction", fraction, upper_open=True)
+    strata = np.asarray(strata)
+    held: list[np.ndarray] = []
+    for value in np.unique(strata):
+        members = rng.permutation(np.flatnonzero(strata == value))
+        held.append(members[: int(np.floor(fraction * len(members) + 0.5))])  # half rounds up
+    held_out = np.sort(np.concatenate(held)) if held else np.empty(0, dtype=np.int64)
+    kept = np.setdiff1d(np.arange(len(strata)), held_out)
+    return kept, held_out
+
+
+def resolve_known_outlier_classes(
+    outlier_classes: Sequence[int],
+    known_outlier_class: int | None,
+    n_known_outlier_classes: int,
+    rng: np.random.Generator,
+) -> list[int]:
+    """The known anomaly classes: none, the given one, or ``n`` drawn by ``rng`` (as in the paper).
+
+    Raises:
+        InvalidInputError: an unknown class or more known classes than anomaly classes exist.
+    """
+    outlier_classes = list(outlier_classes)
+    if n_known_outlier_classes < 0:
+        raise InvalidInputError(f"n_known_outlier_classes must be >= 0, got {n_known_outlier_classes}")
+    if n_known_outlier_classes == 0:
+        return []
+    if n_known_outlier_classes == 1 and known_outlier_class is not None:
+        if known_outlier_class not in outlier_classes:
+            raise InvalidInputError(
+                f"known_outlier_class={known_outlier_class} is not an anomaly class here;"
+                f" choose one of {outlier_classes}"
+            )
+        return [int(known_outlier_class)]
+    if n_known_outlier_classes > len(outlier_classes):
+        raise InvalidInputError(
+            f"n_known_outlier_classes={n_known_outlier_classes} but only {len(outlier_classes)}"
+            f" anomaly classes exist ({outlier_classes})"
+        )
+    return sorted(int(c) for c in rng.choice(outlier_classes, n_known_outlier_classes, replace=False))
+
+
+def check_features(X: Any, *, name: str = "X", min_samples: int = 1) -> np.ndarray:
+    """Return ``X`` as a float32 numpy array of at least 2 dimensions, or raise a clear error."""
+    try:
+        arr = np.asarray(X, dtype=np.float32)
+    except (TypeError, ValueError) as err:
+        raise InvalidInputError(f"{name} must be numeric: {err}") from err
+    if arr.ndim < 2:
+        raise InvalidInputError(
+            f"{name} must have shape (n_samples, n_features, ...), got shape {arr.shape};"
+            " reshape a single feature with X.reshape(-1, 1) or a single sample with X.reshape(1, -1)"
+        )
+    if len(arr) < min_samples:
+        raise InvalidInputError(f"{name} needs at least {min_samples} samples, got {len(arr)}")
+    if not np.isfinite(arr).all():
+        bad = int((~np.isfinite(arr)).reshape(len(arr), -1).any(axis=1).sum())
+        raise InvalidInputError(f"{name} contains NaN or infinite values in {bad} sample(s); impute or drop them first")
+    return arr
+
+
+def check_semi_labels(semi_y: Any, n: int) -> np.ndarray:
+    """Return semi-supervised labels as int64 (zeros when None), or raise a clear error."""
+    if semi_y is None:
+        return np.zeros(n, dtype=np.int64)
+    arr = np.asarray(semi_y)
+    if arr.shape != (n,):
+        raise InvalidInputError(f"semi_y must have shape ({n},), got {arr.shape}")
+    if not np.isin(arr, (LABELED_NORMAL, UNLABELED, LABELED_ANOMALY)).all():
+        raise InvalidInputError("semi_y may only hold +1 (labeled normal), 0 (unlabeled) and -1 (labeled anomaly)")
+    return arr.astype(np.int64)
+
+
+def default_data_root() -> Path:
+    """``$SADKIT_DATA`` if set, else the user's cache folder for sadkit."""
+    env = os.environ.get("SADKIT_DATA")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("sadkit")) / "data"
+
+
+class Dataset(ABC):
+    """A benchmark dataset: plain keyword parameters in, ``(train, val, test)`` splits out.
+
+    Subclasses call :meth:`semi_supervised_splits` with their training pool so that every dataset
+    shares one sampling protocol.
+
+    Args:
+        root: data folder; default ``$SADKIT_DATA`` or the user cache.
+        normal_class: the normal class (one-vs-rest datasets).
+        known_outlier_class: the class labeled anomalies come from (when one is known).
+        n_known_outlier_classes: how many anomaly classes are known (0 = none).
+        ratio_known_normal: fraction of labeled normals in the training set.
+        ratio_known_outlier: fraction of labeled anomalies in the training set (gamma_l).
+        ratio_pollution: fraction of anomalies among the unlabeled training samples (gamma_p).
+        val_fraction: part of the sampled training set (of every kind of sample) held out for
+            validation; 0 disables validation.
+        seed: drives every random choice.
+    """
+
+    #: the network a detector uses on this dataset unless told otherwise
+    default_network: ClassVar[str] = "mlp"
+
+    def __init__(
+        self,
+        root: str | os.PathLike | None = None,
+        normal_class: int = 0,
+        known_outlier_class: int | None = 1,
+        n_known_outlier_classes: int = 1,
+        ratio_known_normal: float = 0.0,
+        ratio_known_outlier: float = 0.0,
+        ratio_pollution: float = 0.0,
+        val_fraction: float = 0.1,
+        seed: int = 0,
+    ) -> None:
+        self.root = Path(root).expanduser() if root is not None else default_data_root()
+        self.normal_class = int(normal_class)
+        self.known_outlier_class = None if known_outlier_class is None else int(known_outlier_class)
+        self.n_known_outlier_classes = int(n_known_outlier_classes)
+        self.ratio_known_normal = check_ratio("ratio_known_normal", ratio_known_normal)
+        self.ratio_known_outlier = check_ratio("ratio_known_outlier", ratio_known_outlier, upper_open=True)
+        self.ratio_pollution = check_ratio("ratio_pollution", ratio_pollution, upper_open=True)
+        self.val_fraction = check_ratio("val_fraction", val_fraction, upper_open=True)
+        self.seed = int(seed)
+
+    def get_params(self) -> dict[str, Any]:
+        """The dataset's parameters (for logging)."""
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(self).items() if not k.startswith("_")}
+
+    @property
+    def network(self) -> str:
+        """The network name a detector should use on this dataset."""
+        return self.default_network
+
+    @abstractmethod
+    def load(self) -> tuple[Split, Split, Split]:
+        """Return ``(train, val, test)``; ``val`` may be empty when ``val_fraction`` is 0."""
+
+    def semi_supervised_splits(
+        self,
+        X: np.ndarray,
+        labels: np.ndarray,
+        normal_classes: Sequence[int],
+        outlier_classes: Sequence[int],
+        known_outlier_classes: Sequence[int],
+        rng: np.random.Generator,
+    ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Apply the protocol to a training pool and carve the validation split from the result.
+
+        Returns ``(X, y, semi_y)`` for train and for validation; ``y`` is 1 for anomalies.
+        """
+        sample = semi_supervised_sample(
+            labels,
+            normal_classes,
+            outlier_classes,
+            known_outlier_classes,
+            self.ratio_known_normal,
+            self.ratio_known_outlier,
+            self.ratio_pollution,
+            rng,
+        )
+        idx, semi = sample.indices_and_semi_labels()
+        y = np.isin(labels[idx], outlier_classes).astype(np.int64)
+        strata = semi * 2 + y  # labeled/unlabeled x normal/anomaly
+        kept, held = stratified_holdout(strata, self.val_fraction, rng)
+        train = (X[idx[kept]], y[kept], semi[kept])
+        val = (X[idx[held]], y[held], semi[held])
+        return train, val

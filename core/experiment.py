@@ -1,0 +1,227 @@
+"""An experiment: a spec (detector, dataset, parameters, seed) -> one tracked run -> results."""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from .callbacks import Callback
+from .errors import SpecError
+from .metrics import auprc, auroc
+from .registry import create_dataset, create_detector, get, warn_broken
+from .training import configure_threads
+
+#: seed values that mean "draw one" (the reference code crashes on -1)
+RANDOM_SEEDS = (None, -1)
+
+
+@dataclass
+class ExperimentSpec:
+    """What to run. The YAML form has the same keys (see ``projects/``).
+
+    Attributes:
+        detector: registered detector name (``deepsad``).
+        dataset: registered dataset name (``odds``).
+        params: detector parameters; ``seed``, ``device`` and (for deep detectors) ``net_name`` are
+            filled in from the spec and the dataset unless given.
+        data: dataset parameters (``name``, ``ratio_known_outlier``, ...).
+        seed: one seed for the data sampling, the weights and the batch order; -1 or None draws one.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        experiment: MLflow experiment name.
+        tracking_uri: MLflow tracking URI (default: ``$MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db``).
+        threads: torch CPU threads (default: all cores available to the process).
+        log_model: log the fitted detector as an MLflow model.
+        run_name: MLflow run name (default ``<detector>-<dataset>-seed<N>``).
+    """
+
+    detector: str
+    dataset: str
+    params: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = 0
+    device: str = "auto"
+    experiment: str | None = None
+    tracking_uri: str | None = None
+    threads: int | None = None
+    log_model: bool = True
+    run_name: str | None = None
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], source: str = "spec") -> ExperimentSpec:
+        """Build a spec, naming any unknown or missing key."""
+        if not isinstance(raw, Mapping):
+            raise SpecError(f"{source}: expected a mapping of keys, got {type(raw).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise SpecError(f"{source}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
+        missing = [k for k in ("detector", "dataset") if not raw.get(k)]
+        if missing:
+            raise SpecError(f"{source}: missing key(s) {', '.join(missing)}")
+        for key in ("params", "data"):
+            if raw.get(key) is not None and not isinstance(raw[key], Mapping):
+                raise SpecError(f"{source}: '{key}' must be a mapping, got {raw[key]!r}")
+        values = {k: v for k, v in raw.items() if v is not None or k == "seed"}
+        values["params"] = dict(raw.get("params") or {})
+        values["data"] = dict(raw.get("data") or {})
+        return cls(**values)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> ExperimentSpec:
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except FileNotFoundError as err:
+            raise SpecError(f"spec file {path} does not exist") from err
+        except yaml.YAMLError as err:
+            raise SpecError(f"{path} is not valid YAML: {err}") from err
+        return cls.from_dict(raw or {}, source=str(path))
+
+
+@dataclass
+class ExperimentResult:
+    """What a run measured (also logged to MLflow as metrics and ``results.json``)."""
+
+    run_id: str
+    detector: str
+    dataset: str
+    seed: int
+    val_auroc: float
+    val_auprc: float
+    test_auroc: float
+    test_auprc: float
+    train_seconds: float
+    pretrain_seconds: float
+    n_train: int
+    n_val: int
+    n_test: int
+    model_uri: str | None
+    params: dict[str, Any]
+    data: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def resolve_seed(seed: int | None) -> int:
+    """The seed to use: the given one, or a fresh one for -1/None (logged, so the run is repeatable)."""
+    if seed in RANDOM_SEEDS:
+        return secrets.randbelow(2**31 - 1)
+    seed = int(seed)
+    if seed < 0:
+        raise SpecError(f"seed must be >= 0, or -1 to draw one; got {seed}")
+    return seed
+
+
+def build(spec: ExperimentSpec, seed: int) -> tuple[Any, Any]:
+    """Instantiate the dataset and the detector of ``spec`` (the detector is not fitted)."""
+    if "seed" in spec.data:
+        raise SpecError("give the seed once, as the experiment's seed, not as a data parameter")
+    dataset = create_dataset(spec.dataset, seed=seed, **spec.data)
+    params = dict(spec.params)
+    accepted = get("detectors", spec.detector)._get_param_names()
+    if "seed" in accepted:
+        params.setdefault("seed", seed)
+    if "device" in accepted:
+        params.setdefault("device", spec.device)
+    if "net_name" in accepted and params.get("net_name") is None:
+        params["net_name"] = dataset.network
+    detector = create_detector(spec.detector, **params)
+    return dataset, detector
+
+
+def run_experiment(
+    spec: ExperimentSpec,
+    callbacks: Sequence[Callback] = (),
+    *,
+    tracker: Any = None,
+    parent_run_id: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> ExperimentResult:
+    """Run ``spec`` in one MLflow run and return its results.
+
+    The run ends FAILED (and keeps what it logged) when anything raises.
+    """
+    from .tracking import Tracker
+
+    warn_broken()
+    seed = resolve_seed(spec.seed)
+    configure_threads(spec.threads)
+    tracker = tracker or Tracker(spec.tracking_uri, spec.experiment)
+    dataset, detector = build(spec, seed)
+    parts = [spec.detector, spec.dataset, getattr(dataset, "name", None), f"seed{seed}"]
+    run_name = spec.run_name or "-".join(str(p) for p in parts if p)
+    run_tags = {"sadkit.detector": spec.detector, "sadkit.dataset": spec.dataset, **(tags or {})}
+    with tracker.start_run(run_name=run_name, tags=run_tags, parent_run_id=parent_run_id) as run:
+        params = detector.get_params(deep=False)
+        data = dataset.get_params()
+        run.log_params({"detector": spec.detector, "dataset": spec.dataset, "seed": seed, **params})
+        run.log_params({f"data.{k}": v for k, v in data.items()})
+        train, val, test = dataset.load()
+        run.log_metrics({"n_train": len(train), "n_val": len(val), "n_test": len(test)})
+        run.log_dict(
+            {"train": train.summary(), "val": val.summary(), "test": test.summary()}, "data/split_summary.json"
+        )
+        eval_set = (val.X, val.y) if len(val) else None
+        started = time.perf_counter()
+        detector.fit(train.X, train.semi_y, eval_set=eval_set, callbacks=[run.epoch_callback(), *callbacks])
+        fit_seconds = time.perf_counter() - started
+        timings = getattr(detector, "timings_", {}) or {}
+        pretrain_seconds = float(timings.get("pretrain", 0.0))
+        train_seconds = float(timings.get("train", fit_seconds - pretrain_seconds))
+
+        val_scores = detector.score(val.X) if len(val) else np.empty(0)
+        test_scores = detector.score(test.X)
+        metrics = {
+            "val_auroc": auroc(val.y, val_scores),
+            "val_auprc": auprc(val.y, val_scores),
+            "test_auroc": auroc(test.y, test_scores),
+            "test_auprc": auprc(test.y, test_scores),
+            "train_seconds": train_seconds,
+            "pretrain_seconds": pretrain_seconds,
+            "fit_seconds": fit_seconds,
+        }
+        run.log_metrics(metrics)
+        run.log_arrays(detector.tracked_arrays())
+        run.log_evaluation_plots(test.y, test_scores, "test")
+        model_uri = run.log_detector(detector, test.X) if spec.log_model else None
+        result = ExperimentResult(
+            run_id=run.run_id,
+            detector=spec.detector,
+            dataset=spec.dataset,
+            seed=seed,
+            val_auroc=metrics["val_auroc"],
+            val_auprc=metrics["val_auprc"],
+            test_auroc=metrics["test_auroc"],
+            test_auprc=metrics["test_auprc"],
+            train_seconds=train_seconds,
+            pretrain_seconds=pretrain_seconds,
+            n_train=len(train),
+            n_val=len(val),
+            n_test=len(test),
+            model_uri=model_uri,
+            params=_plain(params),
+            data=_plain(data),
+        )
+        run.log_dict(result.as_dict(), "results.json")
+    return result
+
+
+def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
+    """JSON-friendly copy (tuples as lists, paths as strings)."""
+    out: dict[str, Any] = {}
+    for k, v in values.items():
+        if isinstance(v, tuple):
+            v = list(v)
+        elif isinstance(v, Path):
+            v = str(v)
+        out[k] = v
+    return out

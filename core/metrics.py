@@ -1,0 +1,39 @@
+"""Evaluation metrics. Label 1 is an anomaly; a higher score means more anomalous."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+
+
+def _prepare(y_true, scores) -> tuple[np.ndarray, np.ndarray] | None:
+    y = np.asarray(y_true).astype(int).ravel()
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    if y.shape != s.shape:
+        raise ValueError(f"{y.size} labels but {s.size} scores")
+    if y.size == 0 or np.unique(y).size < 2:
+        return None
+    return y, s
+
+
+def auroc(y_true, scores) -> float:
+    """Area under the ROC curve; NaN when ``y_true`` holds only one class."""
+    prepared = _prepare(y_true, scores)
+    return math.nan if prepared is None else float(roc_auc_score(*prepared))
+
+
+def auprc(y_true, scores) -> float:
+    """Average precision with the anomalies as the positive class; NaN with one class."""
+    prepared = _prepare(y_true, scores)
+    return math.nan if prepared is None else float(average_precision_score(*prepared))
+
+
+def roc(y_true, scores) -> tuple[np.ndarray, np.ndarray]:
+    """False and true positive rates of the ROC curve (empty arrays with one class)."""
+    prepared = _prepare(y_true, scores)
+    if prepared is None:
+        return np.empty(0), np.empty(0)
+    fpr, tpr, _ = roc_curve(*prepared)
+    return fpr, tpr

@@ -1,0 +1,235 @@
+"""Conformance checks every detector must pass: built-in and third-party alike.
+
+From pytest::
+
+    from sadkit.testing import assert_detector_conforms
+
+    def test_my_detector():
+        assert_detector_conforms("mydetector")          # a registered name, or the class itself
+
+From the command line: ``sadkit plugins check mydetector`` (exit 0 when every check passes).
+Detectors run with their class attribute ``fast_params`` merged under the given ``params`` so that
+the checks stay quick.
+"""
+
+from __future__ import annotations
+
+import inspect
+import tempfile
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.base import clone
+
+from .detector import Detector
+from .errors import NotFittedError, SadkitError
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one check."""
+
+    name: str
+    passed: bool
+    message: str = ""
+
+
+@dataclass
+class _Context:
+    cls: type[Detector]
+    params: dict[str, Any]
+    X: np.ndarray
+    semi_y: np.ndarray
+    X_test: np.ndarray
+
+    def new(self) -> Detector:
+        return self.cls(**self.params)
+
+    def fitted(self) -> Detector:
+        return self.new().fit(self.X, self.semi_y)
+
+
+def make_data(
+    input_shape: tuple[int, ...] = (5,), n_train: int = 96, n_test: int = 40, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Small data in [0, 1]: mostly normals, a few labeled anomalies and labeled normals."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(0.5, 0.1, size=(n_train, *input_shape))
+    semi_y = np.zeros(n_train, dtype=np.int64)
+    X[:6] = rng.normal(0.9, 0.05, size=(6, *input_shape))
+    semi_y[:3] = -1
+    semi_y[-5:] = 1
+    X_test = rng.normal(0.5, 0.15, size=(n_test, *input_shape))
+    return np.clip(X, 0, 1).astype(np.float32), semi_y, np.clip(X_test, 0, 1).astype(np.float32)
+
+
+def _expect_error(fn: Callable[[], Any], what: str) -> None:
+    try:
+        fn()
+    except SadkitError:
+        return
+    except Exception as err:  # noqa: BLE001 - the point is to name the wrong exception type
+        raise AssertionError(f"{what} raised {type(err).__name__} ({err}), not a sadkit error") from err
+    raise AssertionError(f"{what} was accepted silently")
+
+
+# ------------------------------------------------------------------------------------ the checks
+def check_init_stores_params(ctx: _Context) -> None:
+    """``__init__`` only stores its arguments: every parameter reads back as given, nothing fitted."""
+    signature = inspect.signature(ctx.cls.__init__)
+    varargs = [p.name for p in signature.parameters.values() if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    assert not varargs, f"__init__ must list its parameters explicitly, not {varargs}"
+    detector = ctx.new()
+    for name, parameter in signature.parameters.items():
+        if name == "self":
+            continue
+        expected = ctx.params.get(name, parameter.default)
+        got = getattr(detector, name, "<missing>")
+        assert got is expected or got == expected, f"__init__ stored {name}={got!r}, given {expected!r}"
+    learned = [k for k in vars(detector) if k.endswith("_") and not k.startswith("_")]
+    assert not learned, f"__init__ set learned attributes {learned}"
+
+
+def check_get_set_params(ctx: _Context) -> None:
+    """``get_params``/``set_params`` round-trip, so a study can rebuild the detector from a dict."""
+    detector = ctx.new()
+    params = detector.get_params()
+    rebuilt = ctx.cls(**params)
+    assert rebuilt.get_params() == params, "rebuilding from get_params() gives other parameters"
+    assert detector.set_params(**params) is detector, "set_params must return self"
+
+
+def check_fit_score_shapes(ctx: _Context) -> None:
+    """``fit`` returns self; ``score`` returns one finite float per sample."""
+    detector = ctx.new()
+    assert detector.fit(ctx.X, ctx.semi_y) is detector, "fit must return self"
+    scores = detector.score(ctx.X_test)
+    assert isinstance(scores, np.ndarray), f"score returned {type(scores).__name__}, not a numpy array"
+    assert scores.shape == (len(ctx.X_test),), f"score returned shape {scores.shape} for {len(ctx.X_test)} samples"
+    assert np.issubdtype(scores.dtype, np.floating), f"scores have dtype {scores.dtype}"
+    assert np.isfinite(scores).all(), "scores contain NaN or infinity"
+
+
+def check_fit_without_labels(ctx: _Context) -> None:
+    """``fit(X)`` without semi-supervised labels works (everything unlabeled)."""
+    scores = ctx.new().fit(ctx.X).score(ctx.X_test)
+    assert scores.shape == (len(ctx.X_test),)
+
+
+def check_same_seed_same_scores(ctx: _Context) -> None:
+    """Two fits with the same parameters (and seed) give the same scores."""
+    a = ctx.fitted().score(ctx.X_test)
+    b = ctx.fitted().score(ctx.X_test)
+    assert np.allclose(a, b, rtol=1e-5, atol=1e-7), f"scores differ by up to {np.abs(a - b).max():.3g}"
+
+
+def check_save_load_identical(ctx: _Context) -> None:
+    """``save`` then ``load`` (weights_only) gives identical scores and parameters."""
+    detector = ctx.fitted()
+    with tempfile.TemporaryDirectory() as tmp:
+        detector.save(tmp)
+        loaded = Detector.load(tmp)
+    assert type(loaded) is type(detector), f"loaded a {type(loaded).__name__}"
+    assert loaded.get_params() == {k: _listify(v) for k, v in detector.get_params().items()}, "parameters changed"
+    a, b = detector.score(ctx.X_test), loaded.score(ctx.X_test)
+    assert np.array_equal(a, b), f"scores after loading differ by up to {np.abs(a - b).max():.3g}"
+
+
+def check_clone_unfitted(ctx: _Context) -> None:
+    """``sklearn.base.clone`` of a fitted detector is unfitted and has the same parameters."""
+    detector = ctx.fitted()
+    copy = clone(detector)
+    assert not copy.is_fitted, "the clone is already fitted"
+    assert copy.get_params() == detector.get_params()
+    try:
+        copy.score(ctx.X_test)
+    except NotFittedError:
+        return
+    raise AssertionError("score on an unfitted clone did not raise NotFittedError")
+
+
+def check_rejects_bad_input(ctx: _Context) -> None:
+    """NaN/inf features, wrong shapes and bad labels raise sadkit errors, not crashes."""
+    X_nan = ctx.X.copy()
+    X_nan[3, 0] = np.nan
+    _expect_error(lambda: ctx.new().fit(X_nan, ctx.semi_y), "fit with NaN features")
+    X_inf = ctx.X.copy()
+    X_inf[0, 0] = np.inf
+    _expect_error(lambda: ctx.new().fit(X_inf, ctx.semi_y), "fit with infinite features")
+    bad_labels = ctx.semi_y.copy()
+    bad_labels[0] = 2
+    _expect_error(lambda: ctx.new().fit(ctx.X, bad_labels), "fit with semi_y = 2")
+    _expect_error(lambda: ctx.new().fit(ctx.X, ctx.semi_y[:-1]), "fit with too few labels")
+    _expect_error(lambda: ctx.new().fit(ctx.X.reshape(-1)), "fit with 1-D X")
+    fitted = ctx.fitted()
+    wider = np.concatenate([ctx.X_test, ctx.X_test[:, :1]], axis=1)
+    _expect_error(lambda: fitted.score(wider), "score with another number of features")
+    test_nan = ctx.X_test.copy()
+    test_nan[0, 0] = np.nan
+    _expect_error(lambda: fitted.score(test_nan), "score with NaN features")
+
+
+CHECKS: list[Callable[[_Context], None]] = [
+    check_init_stores_params,
+    check_get_set_params,
+    check_fit_score_shapes,
+    check_fit_without_labels,
+    check_same_seed_same_scores,
+    check_save_load_identical,
+    check_clone_unfitted,
+    check_rejects_bad_input,
+]
+
+
+def _listify(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _resolve(detector: str | type[Detector]) -> type[Detector]:
+    if isinstance(detector, str):
+        from .registry import get
+
+        detector = get("detectors", detector)
+    if not (isinstance(detector, type) and issubclass(detector, Detector)):
+        raise SadkitError(f"{detector!r} is not a sadkit Detector subclass")
+    return detector
+
+
+def check_detector(
+    detector: str | type[Detector], params: dict[str, Any] | None = None, input_shape: tuple[int, ...] = (5,)
+) -> list[CheckResult]:
+    """Run every conformance check; return one result per check (none raises)."""
+    cls = _resolve(detector)
+    merged = {**cls.fast_params, **(params or {})}
+    X, semi_y, X_test = make_data(input_shape)
+    ctx = _Context(cls=cls, params=merged, X=X, semi_y=semi_y, X_test=X_test)
+    results = []
+    for check in CHECKS:
+        name = check.__name__.removeprefix("check_")
+        try:
+            check(ctx)
+        except AssertionError as err:
+            results.append(CheckResult(name, False, str(err) or "assertion failed"))
+        except Exception as err:  # noqa: BLE001 - a crash is a failed check, reported with its cause
+            frame = traceback.extract_tb(err.__traceback__)[-1]
+            where = f" ({frame.filename}:{frame.lineno})"
+            results.append(CheckResult(name, False, f"{type(err).__name__}: {err}{where}"))
+        else:
+            results.append(CheckResult(name, True))
+    return results
+
+
+def assert_detector_conforms(
+    detector: str | type[Detector], params: dict[str, Any] | None = None, input_shape: tuple[int, ...] = (5,)
+) -> None:
+    """Raise ``AssertionError`` naming every failed check."""
+    failed = [r for r in check_detector(detector, params, input_shape) if not r.passed]
+    if failed:
+        lines = "\n".join(f"  {r.name}: {r.message}" for r in failed)
+        raise AssertionError(f"{len(failed)} conformance check(s) failed:\n{lines}")
+
+
+__all__ = ["CHECKS", "CheckResult", "assert_detector_conforms", "check_detector", "make_data"]

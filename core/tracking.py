@@ -1,0 +1,303 @@
+"""Everything MLflow: the only module of sadkit that imports mlflow.
+
+One run per experiment (nested runs for study trials). A run logs its parameters (flattened),
+per-epoch losses (``pretrain_loss``, ``train_loss``; step = epoch), validation and test metrics,
+learned arrays such as the hypersphere center ``c`` (artifact + ``c_norm`` metric), the fitted detector
+as an MLflow pyfunc model whose ``predict`` returns anomaly scores, a ROC curve and a score histogram.
+A run that raises ends FAILED (KILLED on Ctrl-C) and keeps what it logged.
+
+The default tracking store is a SQLite file in the working directory (``sqlite:///mlflow.db``);
+``MLFLOW_TRACKING_URI`` or an explicit URI overrides it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+import mlflow  # noqa: E402
+from mlflow.entities import Metric, Param, RunStatus, RunTag  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+from .callbacks import Callback  # noqa: E402
+from .detector import Detector, load_detector  # noqa: E402
+from .errors import SadkitError  # noqa: E402
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+DEFAULT_EXPERIMENT = "sadkit"
+MODEL_ARTIFACT = "model"
+PARENT_TAG = "mlflow.parentRunId"
+_BATCH = 500  # MLflow accepts at most 1000 metrics / 100 params per batch
+
+
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    """An explicit URI, else ``$MLFLOW_TRACKING_URI``, else the embedded SQLite store."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": "1"}``; lists and tuples as JSON."""
+    flat: dict[str, str] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, prefix=f"{name}."))
+        elif isinstance(value, (list, tuple)):
+            flat[name] = json.dumps(list(value))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+@contextmanager
+def _quiet(logger_name: str, level: int = logging.ERROR) -> Iterator[None]:
+    """Silence a chatty logger for a moment (MLflow's notes on cloudpickle and input examples)."""
+    logger = logging.getLogger(logger_name)
+    previous = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
+class Tracker:
+    """A tracking store and experiment; opens runs."""
+
+    def __init__(self, tracking_uri: str | None = None, experiment: str | None = None) -> None:
+        self.tracking_uri = resolve_tracking_uri(tracking_uri)
+        self.experiment = experiment or DEFAULT_EXPERIMENT
+        try:
+            with _quiet("mlflow.store.db.utils", logging.WARNING), _quiet("alembic", logging.WARNING):
+                self.client = MlflowClient(tracking_uri=self.tracking_uri)
+                self.experiment_id = self._experiment_id()
+        except MlflowException as err:
+            raise SadkitError(f"cannot use the MLflow tracking store {self.tracking_uri}: {err.message}") from err
+
+    def _experiment_id(self) -> str:
+        found = self.client.get_experiment_by_name(self.experiment)
+        if found is not None:
+            return found.experiment_id
+        try:
+            return self.client.create_experiment(self.experiment)
+        except MlflowException:  # created by another process in the meantime
+            found = self.client.get_experiment_by_name(self.experiment)
+            if found is None:
+                raise
+            return found.experiment_id
+
+    @contextmanager
+    def start_run(
+        self, run_name: str | None = None, tags: Mapping[str, str] | None = None, parent_run_id: str | None = None
+    ) -> Iterator[RunLogger]:
+        """Open a run; it ends FINISHED, FAILED when the block raises, KILLED on Ctrl-C."""
+        all_tags = dict(tags or {})
+        if parent_run_id:
+            all_tags[PARENT_TAG] = parent_run_id
+        run = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags)
+        logger = RunLogger(self.client, run.info.run_id)
+        status = RunStatus.to_string(RunStatus.FAILED)
+        try:
+            yield logger
+            status = RunStatus.to_string(RunStatus.FINISHED)
+        except KeyboardInterrupt:
+            status = RunStatus.to_string(RunStatus.KILLED)
+            raise
+        except BaseException as err:
+            logger.set_tags({"error": f"{type(err).__name__}: {err}"[:5000]})
+            raise
+        finally:
+            logger.flush()
+            self.client.set_terminated(run.info.run_id, status=status)
+
+    def get_run(self, run_id: str) -> Any:
+        return self.client.get_run(run_id)
+
+
+class RunLogger:
+    """Logs into one run. Metrics from callbacks are buffered and sent in batches."""
+
+    def __init__(self, client: MlflowClient, run_id: str, flush_seconds: float = 5.0) -> None:
+        self.client = client
+        self.run_id = run_id
+        self._pending: list[Metric] = []
+        self._flush_seconds = flush_seconds
+        self._last_flush = time.monotonic()
+
+    # ------------------------------------------------------------------ basics
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        items = [Param(k, v[:6000]) for k, v in flatten(params).items()]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(self.run_id, params=items[i : i + 100])
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        items = [RunTag(k, str(v)) for k, v in tags.items()]
+        if items:
+            self.client.log_batch(self.run_id, tags=items)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0, buffered: bool = False) -> None:
+        now = int(time.time() * 1000)
+        for key, value in metrics.items():
+            if value is None:
+                continue
+            self._pending.append(Metric(key, float(value), now, int(step)))
+        if not buffered or time.monotonic() - self._last_flush > self._flush_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        for i in range(0, len(pending), _BATCH):
+            self.client.log_batch(self.run_id, metrics=pending[i : i + _BATCH])
+        self._last_flush = time.monotonic()
+
+    def epoch_callback(self) -> Callback:
+        """A callback logging ``<phase>_loss``, ``<phase>_lr`` and ``<phase>_val_auroc`` per epoch."""
+        return _EpochLogger(self)
+
+    # ------------------------------------------------------------------ artifacts
+    def log_dict(self, data: Any, artifact_file: str) -> None:
+        self.client.log_dict(self.run_id, data, artifact_file)
+
+    def log_arrays(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Each array as ``arrays/<name>.npy`` and ``.json``, and its norm as ``<name>_norm``."""
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, array in arrays.items():
+                array = np.asarray(array)
+                np.save(Path(tmp) / f"{name}.npy", array)
+                (Path(tmp) / f"{name}.json").write_text(json.dumps(array.tolist()))
+                self.log_metrics({f"{name}_norm": float(np.linalg.norm(array))})
+            if arrays:
+                self.client.log_artifacts(self.run_id, tmp, "arrays")
+
+    def log_detector(self, detector: Detector, input_example: np.ndarray) -> str:
+        """Log the fitted detector as a pyfunc model; return its ``runs:/`` URI."""
+        from mlflow.models import infer_signature
+
+        example = np.asarray(input_example, dtype=np.float32)[:5].reshape(min(5, len(input_example)), -1)
+        with tempfile.TemporaryDirectory() as tmp, _quiet("mlflow"):
+            saved = detector.save(Path(tmp) / "detector")
+            model_dir = Path(tmp) / MODEL_ARTIFACT
+            mlflow.pyfunc.save_model(
+                path=str(model_dir),
+                python_model=DetectorModel(),
+                artifacts={"detector": str(saved)},
+                signature=infer_signature(example, detector.score(example)),
+                input_example=example,
+                pip_requirements=_pip_requirements(),
+            )
+            self.client.log_artifacts(self.run_id, str(model_dir), MODEL_ARTIFACT)
+        return f"runs:/{self.run_id}/{MODEL_ARTIFACT}"
+
+    def log_evaluation_plots(self, y_true: np.ndarray, scores: np.ndarray, split: str = "test") -> None:
+        """A ROC curve and a histogram of the scores of normals and anomalies."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from .metrics import auroc, roc
+
+        y_true = np.asarray(y_true).astype(int)
+        fpr, tpr = roc(y_true, scores)
+        fig, ax = plt.subplots(figsize=(4.5, 4.5))
+        if len(fpr):
+            ax.plot(fpr, tpr, label=f"AUROC {auroc(y_true, scores):.3f}")
+        ax.plot([0, 1], [0, 1], "k--", linewidth=0.8)
+        ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"ROC ({split})")
+        ax.legend(loc="lower right")
+        self.client.log_figure(self.run_id, fig, f"plots/roc_{split}.png")
+        plt.close(fig)
+
+        fig, ax = plt.subplots(figsize=(6, 4))
+        finite = np.asarray(scores)[np.isfinite(scores)]
+        bins = np.histogram_bin_edges(finite, bins=50) if finite.size else 10
+        for label, name in ((0, "normal"), (1, "anomaly")):
+            part = np.asarray(scores)[y_true == label]
+            if part.size:
+                ax.hist(part, bins=bins, alpha=0.6, label=f"{name} ({part.size})")
+        ax.set(xlabel="anomaly score", ylabel="count", title=f"scores ({split})")
+        ax.legend()
+        self.client.log_figure(self.run_id, fig, f"plots/scores_{split}.png")
+        plt.close(fig)
+
+
+class _EpochLogger(Callback):
+    def __init__(self, logger: RunLogger) -> None:
+        self.logger = logger
+
+    def on_epoch_end(self, phase: str, epoch: int, logs: Mapping[str, float]) -> None:
+        metrics = {}
+        for key, value in logs.items():
+            if value is not None and not (isinstance(value, float) and math.isnan(value)):
+                metrics[f"{phase}_{key}"] = value
+        self.logger.log_metrics(metrics, step=epoch, buffered=True)
+
+    def on_phase_end(self, phase: str) -> None:
+        self.logger.flush()
+
+
+@contextmanager
+def _no_warning_display() -> Iterator[None]:
+    """Hide warnings shown inside the block (MLflow resets warning filters, so filters cannot)."""
+    shown = warnings.showwarning
+    warnings.showwarning = lambda *args, **kwargs: None
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
+
+
+# ``predict`` takes arrays or data frames of any width; MLflow's note that it has no type hints
+# (for MLflow's own input validation) does not apply.
+with _no_warning_display():
+
+    class DetectorModel(mlflow.pyfunc.PythonModel):
+        """The pyfunc flavour of a sadkit detector: ``predict`` returns one anomaly score per row.
+
+        Rows are flattened samples; they are reshaped to the detector's input shape.
+        """
+
+        def load_context(self, context: Any) -> None:
+            self.detector = load_detector(context.artifacts["detector"])
+
+        def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201 (MLflow reads type hints)
+            X = np.asarray(model_input, dtype=np.float32)
+            X = X.reshape(len(X), *self.detector.input_shape_)
+            return self.detector.score(X)
+
+
+def _pip_requirements() -> list[str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    reqs = []
+    for package in ("sadkit", "torch", "numpy", "scikit-learn", "mlflow"):
+        try:
+            reqs.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:
+            reqs.append(package)
+    return reqs
+
+
+def load_model(model_uri: str) -> Any:
+    """Load a logged detector model as an MLflow pyfunc model (``predict`` returns scores)."""
+    return mlflow.pyfunc.load_model(model_uri)
+
+
+def get_run(run_id: str, tracking_uri: str | None = None) -> Any:
+    """The MLflow run ``run_id`` (status, params, metrics, tags)."""
+    return MlflowClient(tracking_uri=resolve_tracking_uri(tracking_uri)).get_run(run_id)

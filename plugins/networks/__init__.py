@@ -1,0 +1,1 @@
+"""The paper's networks: ODDS MLPs (and, later, the image LeNets), each with its autoencoder."""

@@ -1,0 +1,92 @@
+"""Shared pytest fixtures. One section per concern; keep each small."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+# --------------------------------------------------------------------------------------------------
+# Real data (../shared/data, see its SOURCES.md); tests that need it skip where it is absent.
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real data root: ``$SADKIT_DATA`` if set, else ``<repo>/../shared/data``."""
+    env = os.environ.get("SADKIT_DATA")
+    return Path(env).expanduser() if env else REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def odds_root(shared_data: Path) -> Path:
+    """The data root holding ``odds/*.mat``; skips the test when the ODDS files are absent."""
+    if not (shared_data / "odds" / "cardio.mat").is_file():
+        pytest.skip(f"ODDS data not found at {shared_data / 'odds'}; set SADKIT_DATA")
+    return shared_data
+
+
+# --------------------------------------------------------------------------------------------------
+# MLflow: a real SQLite tracking store per test. Creating the schema takes seconds, so one store is
+# created per test session (and xdist worker) and copied for each test.
+# --------------------------------------------------------------------------------------------------
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+@pytest.fixture(scope="session")
+def _mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from sadkit.tracking import Tracker
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    Tracker(f"sqlite:///{path}", "template")
+    return path
+
+
+@pytest.fixture
+def tracking_uri(tmp_path: Path, _mlflow_template: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh SQLite MLflow store for this test, also set as the working directory's default."""
+    import shutil
+
+    db = tmp_path / "mlflow.db"
+    shutil.copy(_mlflow_template, db)
+    uri = f"sqlite:///{db}"
+    monkeypatch.chdir(tmp_path)  # artifacts of SQLite stores go next to the working directory
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+# --------------------------------------------------------------------------------------------------
+# Plugins: fake installed distributions (a *.dist-info folder on sys.path), as a third party's
+# package would look to importlib.metadata, so the registry meets real entry points.
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """``fake_distribution(name, {group: {entry_name: "module:attr"}})`` installs entry points."""
+    from sadkit import registry
+
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
+
+    def install(name: str, groups: dict[str, dict[str, str]]) -> Path:
+        info = site / f"{name}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+        lines = []
+        for group, entries in groups.items():
+            lines.append(f"[{group}]")
+            lines += [f"{entry} = {target}" for entry, target in entries.items()]
+        (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+        registry.refresh()
+        return info
+
+    yield install
+    monkeypatch.undo()
+    registry.refresh()
