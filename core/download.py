@@ -1,13 +1,11 @@
-"""Fetching data files: download to a temporary name, verify the SHA-256, then move into place."""
+"""Fetching data files: download (with pooch), verify the checksum, and only then put the file in place."""
 
 from __future__ import annotations
 
 import hashlib
-import http.client
 import os
 import tempfile
-import urllib.error
-import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import DataError
@@ -39,35 +37,63 @@ def download(
 ) -> Path:
     """Download ``url`` to ``dest`` and check it; nothing is left at ``dest`` unless it is intact.
 
+    pooch does the work (a temporary file, the hash check, an atomic move); this wrapper turns
+    its errors into :class:`DataError` messages that say what to do.
+
     Raises:
         DataError: the server cannot be reached or answers with an error, the transfer is cut
             short, or the digest does not match.
     """
+    import pooch
+    import requests
+
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
+    downloader = pooch.HTTPDownloader(progressbar=False, timeout=timeout)
+    known_hash = f"{algorithm}:{digest}" if digest else None
     try:
-        try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-                expected = response.headers.get("Content-Length")
-                received = 0
-                for chunk in iter(lambda: response.read(_CHUNK), b""):
-                    out.write(chunk)
-                    received += len(chunk)
-        except urllib.error.HTTPError as err:
-            raise DataError(f"cannot download {url}: HTTP {err.code} {err.reason}") from err
-        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as err:
-            reason = getattr(err, "reason", err)
+        # into a fresh folder beside dest, so an existing file stays until the new one is verified
+        with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".download-") as tmp, _quiet_pooch():
+            fetched = pooch.retrieve(url, known_hash, fname=dest.name, path=tmp, downloader=downloader)
+            os.replace(fetched, dest)
+    except requests.HTTPError as err:
+        status = err.response.status_code if err.response is not None else "?"
+        reason = err.response.reason if err.response is not None else err
+        raise DataError(f"cannot download {url}: HTTP {status} {reason}") from err
+    except ValueError as err:
+        if "hash" in str(err).lower():
             raise DataError(
-                f"cannot download {url}: {reason}. Without network access, put the file at {dest}"
-                " yourself (or point root / SADKIT_DATA at a folder holding it)."
+                f"the download of {url} is corrupt or not the expected file ({algorithm} mismatch): {err}"
             ) from err
-        if expected is not None and received != int(expected):
-            raise DataError(f"download of {url} was cut short: {received} of {expected} bytes")
-        if digest is not None:
-            verify_file(tmp, digest, algorithm)
-        os.replace(tmp, dest)
-        return dest
+        raise DataError(f"cannot download {url}: {err}") from err
+    except (requests.RequestException, OSError) as err:
+        if _cut_short(err):
+            raise DataError(f"download of {url} was cut short: {err}") from err
+        raise DataError(
+            f"cannot download {url}: {err}. Without network access, put the file at {dest}"
+            " yourself (or point root / SADKIT_DATA at a folder holding it)."
+        ) from err
+    return dest
+
+
+def _cut_short(err: BaseException) -> bool:
+    import requests
+
+    text = f"{err} {err.__cause__ or ''} {err.__context__ or ''}"
+    return isinstance(err, requests.exceptions.ChunkedEncodingError) or "IncompleteRead" in text
+
+
+@contextmanager
+def _quiet_pooch():
+    """pooch logs every download at INFO; sadkit reports progress itself."""
+    import logging
+
+    import pooch
+
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
     finally:
-        tmp.unlink(missing_ok=True)
+        logger.setLevel(level)

@@ -64,6 +64,29 @@ def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
+def _check_reachable(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast on a store that does not answer (MLflow itself retries for minutes)."""
+    scheme = uri.split(":", 1)[0].lower()
+    try:
+        if scheme in ("http", "https"):
+            import urllib.request
+
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
+                pass
+        elif scheme.split("+")[0] in ("postgresql", "mysql", "mssql"):
+            import sqlalchemy
+
+            connect_args = {"connect_timeout": int(timeout)} if scheme.startswith(("postgresql", "mysql")) else {}
+            engine = sqlalchemy.create_engine(uri, connect_args=connect_args)
+            try:
+                with engine.connect():
+                    pass
+            finally:
+                engine.dispose()
+    except Exception as err:  # noqa: BLE001 - whatever the driver raises, the message says it
+        raise SadkitError(f"cannot use the MLflow tracking store {uri}: {type(err).__name__}: {err}") from err
+
+
 @contextmanager
 def _quiet(logger_name: str, level: int = logging.ERROR) -> Iterator[None]:
     """Silence a chatty logger for a moment (MLflow's notes on cloudpickle and input examples)."""
@@ -82,12 +105,17 @@ class Tracker:
     def __init__(self, tracking_uri: str | None = None, experiment: str | None = None) -> None:
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
         self.experiment = experiment or DEFAULT_EXPERIMENT
+        _check_reachable(self.tracking_uri)
         try:
             with _quiet("mlflow.store.db.utils", logging.WARNING), _quiet("alembic", logging.WARNING):
                 self.client = MlflowClient(tracking_uri=self.tracking_uri)
                 self.experiment_id = self._experiment_id()
         except MlflowException as err:
             raise SadkitError(f"cannot use the MLflow tracking store {self.tracking_uri}: {err.message}") from err
+        except Exception as err:  # noqa: BLE001 - a missing driver, a refused connection, a bad URI
+            raise SadkitError(
+                f"cannot use the MLflow tracking store {self.tracking_uri}: {type(err).__name__}: {err}"
+            ) from err
 
     def _experiment_id(self) -> str:
         found = self.client.get_experiment_by_name(self.experiment)

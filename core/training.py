@@ -70,6 +70,8 @@ def configure_threads(n_threads: int | None = None) -> int:
 
 def as_tensor(X: np.ndarray | torch.Tensor, device: torch.device, dtype=torch.float32) -> torch.Tensor:
     """One contiguous tensor on ``device`` (copied once, not per batch)."""
+    if isinstance(X, np.ndarray) and not X.flags.writeable:
+        X = X.copy()  # torch cannot share memory with a read-only array
     return torch.as_tensor(X, dtype=dtype).contiguous().to(device)
 
 

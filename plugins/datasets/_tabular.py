@@ -17,10 +17,11 @@ from abc import abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
-from sadkit.data import Dataset, Split, resolve_known_outlier_classes
-from sadkit.errors import InvalidInputError
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+from sadkit.data import Dataset, Split, resolve_known_outlier_classes
+from sadkit.errors import InvalidInputError
 
 #: class labels of a binary tabular dataset
 NORMAL = 0

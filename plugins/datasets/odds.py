@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+
 from sadkit.download import download, verify_file
 from sadkit.errors import DataError, InvalidInputError
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+
 from sadkit.errors import InvalidInputError
 
 from ._tabular import ANOMALY, NORMAL, TabularDataset, check_binary_params

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from sadkit import Callback, Detector, InvalidInputError, auroc, create_network
 from sadkit.data import check_features
 from sadkit.errors import DeviceError

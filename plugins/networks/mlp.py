@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from itertools import pairwise
 
 import torch
-from sadkit import AutoEncoder, InvalidInputError, Network
 from torch import nn
+
+from sadkit import AutoEncoder, InvalidInputError, Network
 
 
 class LinearBNLeakyReLU(nn.Module):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from sadkit import Detector, registry
 from sadkit.testing import assert_detector_conforms, check_detector
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from sadkit.data import (
     LABELED_ANOMALY,
     LABELED_NORMAL,

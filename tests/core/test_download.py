@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from httpserver import closed_port, serve
+
 from sadkit.download import download, file_digest, verify_file
 from sadkit.errors import DataError
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from sadkit import registry
 from sadkit.errors import DuplicatePluginError, PluginLoadError, PluginNotFoundError
 

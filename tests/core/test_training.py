@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch import nn
+
 from sadkit.callbacks import Callback
 from sadkit.errors import DeviceError
 from sadkit.training import Schedule, resolve_device, seed_everything, train_network
-from torch import nn
 
 
 class Recorder(Callback):

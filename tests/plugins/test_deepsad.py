@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from sadkit import InvalidInputError, auroc, create_detector, create_network
 from sadkit.plugins.deepsad.detector import DeepSAD, init_center
 from sadkit.testing import make_data

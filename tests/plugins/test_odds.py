@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import scipy.io
 from httpserver import serve
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
 from sadkit.data import LABELED_ANOMALY, sample_counts
 from sadkit.download import file_digest
 from sadkit.errors import DataError, InvalidInputError
 from sadkit.plugins.datasets.odds import KNOWN_FILES, ODDS, PAPER_NETWORKS, read_mat, source_url
-from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 CARDIO_N, CARDIO_ANOMALIES = 1831, 176
 

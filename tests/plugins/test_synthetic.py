@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
+
 from sadkit.data import LABELED_ANOMALY, sample_counts
 from sadkit.errors import InvalidInputError
 from sadkit.plugins.datasets.synthetic import Synthetic
-from sklearn.metrics import roc_auc_score
 
 
 @pytest.fixture(scope="module")
