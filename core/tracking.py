@@ -252,13 +252,21 @@ class RunLogger:
         plt.close(fig)
 
         fig, ax = plt.subplots(figsize=(6, 4))
-        finite = np.asarray(scores)[np.isfinite(scores)]
-        bins = np.histogram_bin_edges(finite, bins=50) if finite.size else 10
+        scores = np.asarray(scores, dtype=np.float64)
+        finite = scores[np.isfinite(scores)]
+        # distances are heavy-tailed: log-spaced bins when the scores are positive and spread out
+        log_x = finite.size > 0 and finite.min() > 0 and finite.max() / finite.min() > 100
+        if log_x:
+            bins = np.geomspace(finite.min(), finite.max(), 50)
+            ax.set_xscale("log")
+        else:
+            bins = np.histogram_bin_edges(finite, bins=50) if finite.size else 10
         for label, name in ((0, "normal"), (1, "anomaly")):
-            part = np.asarray(scores)[y_true == label]
+            part = scores[(y_true == label) & np.isfinite(scores)]
             if part.size:
-                ax.hist(part, bins=bins, alpha=0.6, label=f"{name} ({part.size})")
-        ax.set(xlabel="anomaly score", ylabel="count", title=f"scores ({split})")
+                weights = np.full(part.size, 1.0 / part.size)  # each class sums to 1, whatever its size
+                ax.hist(part, bins=bins, weights=weights, alpha=0.6, label=f"{name} ({part.size})")
+        ax.set(xlabel="anomaly score", ylabel="fraction of the class", title=f"scores ({split})")
         ax.legend()
         self.client.log_figure(self.run_id, fig, f"plots/scores_{split}.png")
         plt.close(fig)

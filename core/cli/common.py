@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -28,9 +30,18 @@ class _State:
 state = _State()
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"terminated by signal {signum}")
+
+
 @contextmanager
 def handle_errors() -> Iterator[None]:
-    """Print sadkit errors as one line on stderr and exit 1 (re-raise with --debug)."""
+    """Print sadkit errors as one line on stderr and exit 1 (re-raise with --debug).
+
+    SIGTERM is handled like Ctrl-C, so an MLflow run stopped by ``kill`` ends KILLED, not RUNNING.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     with warnings.catch_warnings():
         warnings.simplefilter("always", PluginWarning)
         previous = warnings.showwarning

@@ -213,3 +213,34 @@ def test_console_script_is_installed():
     assert exe, "the sadkit console script is not installed next to this Python"
     out = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "run" in out.stdout and "plugins" in out.stdout
+
+
+def test_a_killed_run_ends_killed_not_running(tracking_uri, tmp_path):
+    """A real `kill` (SIGTERM) of `sadkit run` mid-training leaves the MLflow run KILLED."""
+    import os
+    import signal
+    import time
+
+    exe = shutil.which("sadkit", path=str(Path(sys.executable).parent))
+    proc = subprocess.Popen(
+        [exe, "run", "deepsad", "synthetic", "-p", "n_epochs=100000", "-p", "ae_n_epochs=0", "--experiment", "kill"],
+        cwd=tmp_path,
+        env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    client = MlflowClient(tracking_uri)
+    deadline = time.monotonic() + 90
+    run = None
+    while time.monotonic() < deadline and run is None:
+        time.sleep(0.5)
+        experiment = client.get_experiment_by_name("kill")
+        runs = client.search_runs([experiment.experiment_id]) if experiment else []
+        run = runs[0] if runs and client.get_metric_history(runs[0].info.run_id, "n_train") else None
+    assert run is not None, "the run never started"
+    time.sleep(1.0)  # inside the training loop
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert client.get_run(run.info.run_id).info.status == "KILLED"
