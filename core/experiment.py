@@ -76,14 +76,18 @@ class ExperimentSpec:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> ExperimentSpec:
-        path = Path(path)
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except FileNotFoundError as err:
-            raise SpecError(f"spec file {path} does not exist") from err
-        except yaml.YAMLError as err:
-            raise SpecError(f"{path} is not valid YAML: {err}") from err
-        return cls.from_dict(raw or {}, source=str(path))
+        return cls.from_dict(read_spec_file(path), source=str(path))
+
+
+def read_spec_file(path: str | Path) -> Any:
+    """The YAML of a spec file, or a :class:`SpecError` saying why it cannot be read."""
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError as err:
+        raise SpecError(f"spec file {path} does not exist") from err
+    except yaml.YAMLError as err:
+        raise SpecError(f"{path} is not valid YAML: {err}") from err
 
 
 @dataclass
@@ -106,6 +110,8 @@ class ExperimentResult:
     model_uri: str | None
     params: dict[str, Any]
     data: dict[str, Any]
+    #: hyperparameters the detector chose itself (e.g. on the validation split); see Detector.selected_params
+    selected: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -145,10 +151,12 @@ def run_experiment(
     tracker: Any = None,
     parent_run_id: str | None = None,
     tags: Mapping[str, str] | None = None,
+    stop_on: Mapping[type[BaseException], Mapping[str, str]] | None = None,
 ) -> ExperimentResult:
     """Run ``spec`` in one MLflow run and return its results.
 
-    The run ends FAILED (and keeps what it logged) when anything raises.
+    The run ends FAILED (and keeps what it logged) when anything raises, except for the exception
+    types of ``stop_on`` (e.g. a pruned trial): those end it KILLED with the given tags.
     """
     from .tracking import Tracker
 
@@ -160,7 +168,7 @@ def run_experiment(
     parts = [spec.detector, spec.dataset, getattr(dataset, "name", None), f"seed{seed}"]
     run_name = spec.run_name or "-".join(str(p) for p in parts if p)
     run_tags = {"sadkit.detector": spec.detector, "sadkit.dataset": spec.dataset, **(tags or {})}
-    with tracker.start_run(run_name=run_name, tags=run_tags, parent_run_id=parent_run_id) as run:
+    with tracker.start_run(run_name=run_name, tags=run_tags, parent_run_id=parent_run_id, stop_on=stop_on) as run:
         params = detector.get_params(deep=False)
         data = dataset.get_params()
         run.log_params({"detector": spec.detector, "dataset": spec.dataset, "seed": seed, **params})
@@ -174,6 +182,9 @@ def run_experiment(
         started = time.perf_counter()
         detector.fit(train.X, train.semi_y, eval_set=eval_set, callbacks=[run.epoch_callback(), *callbacks])
         fit_seconds = time.perf_counter() - started
+        selected = _plain(detector.selected_params())
+        if selected:
+            run.log_params({f"selected.{k}": v for k, v in selected.items()})
         timings = getattr(detector, "timings_", {}) or {}
         pretrain_seconds = float(timings.get("pretrain", 0.0))
         train_seconds = float(timings.get("train", fit_seconds - pretrain_seconds))
@@ -192,6 +203,8 @@ def run_experiment(
         run.log_metrics(metrics)
         run.log_arrays(detector.tracked_arrays())
         run.log_evaluation_plots(test.y, test_scores, "test")
+        if np.ndim(test.X) == 4:  # image data: grids of the most and least anomalous test images
+            run.log_image_grids(test.X, test_scores, test.y, k=32, split="test")
         model_uri = run.log_detector(detector, test.X) if spec.log_model else None
         result = ExperimentResult(
             run_id=run.run_id,
@@ -210,6 +223,7 @@ def run_experiment(
             model_uri=model_uri,
             params=_plain(params),
             data=_plain(data),
+            selected=selected,
         )
         run.log_dict(result.as_dict(), "results.json")
     return result

@@ -3,7 +3,8 @@
 One run per experiment (nested runs for study trials). A run logs its parameters (flattened),
 per-epoch losses (``pretrain_loss``, ``train_loss``; step = epoch), validation and test metrics,
 learned arrays such as the hypersphere center ``c`` (artifact + ``c_norm`` metric), the fitted detector
-as an MLflow pyfunc model whose ``predict`` returns anomaly scores, a ROC curve and a score histogram.
+as an MLflow pyfunc model whose ``predict`` returns anomaly scores, a ROC curve and a score histogram
+(and, for image data, grids of the 32 most and 32 least anomalous test images).
 A run that raises ends FAILED (KILLED on Ctrl-C) and keeps what it logged.
 
 The default tracking store is a SQLite file in the working directory (``sqlite:///mlflow.db``);
@@ -105,6 +106,7 @@ class Tracker:
     def __init__(self, tracking_uri: str | None = None, experiment: str | None = None) -> None:
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
         self.experiment = experiment or DEFAULT_EXPERIMENT
+        self.last_run_id: str | None = None
         _check_reachable(self.tracking_uri)
         try:
             with _quiet("mlflow.store.db.utils", logging.WARNING), _quiet("alembic", logging.WARNING):
@@ -118,6 +120,9 @@ class Tracker:
             ) from err
 
     def _experiment_id(self) -> str:
+        launched_in = os.environ.get("MLFLOW_EXPERIMENT_ID")
+        if launched_in and os.environ.get("MLFLOW_RUN_ID"):
+            return launched_in  # launched by `mlflow run`, which chose the experiment and the run
         found = self.client.get_experiment_by_name(self.experiment)
         if found is not None:
             return found.experiment_id
@@ -131,20 +136,43 @@ class Tracker:
 
     @contextmanager
     def start_run(
-        self, run_name: str | None = None, tags: Mapping[str, str] | None = None, parent_run_id: str | None = None
+        self,
+        run_name: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        parent_run_id: str | None = None,
+        stop_on: Mapping[type[BaseException], Mapping[str, str]] | None = None,
     ) -> Iterator[RunLogger]:
-        """Open a run; it ends FINISHED, FAILED when the block raises, KILLED on Ctrl-C."""
+        """Open a run; it ends FINISHED, FAILED when the block raises, KILLED on Ctrl-C.
+
+        ``stop_on`` maps exception types that stop a run on purpose (a pruned study trial) to tags:
+        such a run ends KILLED with those tags instead of FAILED with an ``error`` tag.
+        ``last_run_id`` holds the id of the run opened last (also while it is open).
+        """
         all_tags = dict(tags or {})
         if parent_run_id:
             all_tags[PARENT_TAG] = parent_run_id
-        run = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags)
+        adopted = None if parent_run_id else os.environ.pop("MLFLOW_RUN_ID", None)
+        if adopted:  # launched by `mlflow run`: log into the run it created (once; nested runs are new)
+            run = self.client.get_run(adopted)
+            if run_name:
+                all_tags["mlflow.runName"] = run_name
+        else:
+            run = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags)
         logger = RunLogger(self.client, run.info.run_id)
+        self.last_run_id = run.info.run_id
+        if adopted:
+            logger.set_tags(all_tags)
         status = RunStatus.to_string(RunStatus.FAILED)
         try:
             yield logger
             status = RunStatus.to_string(RunStatus.FINISHED)
         except KeyboardInterrupt:
             status = RunStatus.to_string(RunStatus.KILLED)
+            raise
+        except tuple(stop_on or ()) as err:
+            status = RunStatus.to_string(RunStatus.KILLED)
+            stop_tags = next(t for kind, t in (stop_on or {}).items() if isinstance(err, kind))
+            logger.set_tags({**stop_tags, "sadkit.stopped": f"{type(err).__name__}: {err}"[:5000]})
             raise
         except BaseException as err:
             logger.set_tags({"error": f"{type(err).__name__}: {err}"[:5000]})
@@ -155,6 +183,26 @@ class Tracker:
 
     def get_run(self, run_id: str) -> Any:
         return self.client.get_run(run_id)
+
+    def finished_runs_by_tag(self, tag: str) -> dict[str, Any]:
+        """FINISHED runs of this experiment that carry ``tag``, by the tag's value (newest wins)."""
+        found: dict[str, Any] = {}
+        token = None
+        while True:
+            page = self.client.search_runs(
+                [self.experiment_id],
+                filter_string="attributes.status = 'FINISHED'",
+                max_results=1000,
+                order_by=["attributes.start_time ASC"],
+                page_token=token,
+            )
+            for run in page:
+                value = run.data.tags.get(tag)
+                if value is not None:
+                    found[value] = run
+            token = page.token
+            if not token:
+                return found
 
 
 class RunLogger:
@@ -198,6 +246,9 @@ class RunLogger:
         return _EpochLogger(self)
 
     # ------------------------------------------------------------------ artifacts
+    def log_artifact(self, path: str | os.PathLike, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
     def log_dict(self, data: Any, artifact_file: str) -> None:
         self.client.log_dict(self.run_id, data, artifact_file)
 
@@ -271,6 +322,66 @@ class RunLogger:
         self.client.log_figure(self.run_id, fig, f"plots/scores_{split}.png")
         plt.close(fig)
 
+    def log_image_grids(
+        self, X: np.ndarray, scores: np.ndarray, y_true: np.ndarray | None = None, k: int = 32, split: str = "test"
+    ) -> None:
+        """Grids of the ``k`` most and ``k`` least anomalous images of ``X`` (``(n, C, H, W)``, C = 1 or 3).
+
+        Logged as ``plots/most_anomalous_<split>.png`` and ``plots/least_anomalous_<split>.png``; each
+        tile shows its score, and ground-truth anomalies (``y_true == 1``) get a red frame.
+        """
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        X = np.asarray(X)
+        scores = np.asarray(scores, dtype=np.float64)
+        if X.ndim != 4 or X.shape[1] not in (1, 3) or len(X) != len(scores):
+            return
+        finite = np.flatnonzero(np.isfinite(scores))
+        if finite.size == 0:
+            return
+        order = finite[np.argsort(scores[finite], kind="stable")]
+        k = int(min(k, len(order)))
+        for name, picked, title in (
+            ("most", order[::-1][:k], f"{k} most anomalous {split} samples (highest scores first)"),
+            ("least", order[:k], f"{k} least anomalous {split} samples (lowest scores first)"),
+        ):
+            labels = None if y_true is None else np.asarray(y_true)[picked]
+            fig = _image_grid_figure(X[picked], scores[picked], labels, title, plt)
+            self.client.log_figure(self.run_id, fig, f"plots/{name}_anomalous_{split}.png")
+            plt.close(fig)
+
+
+def _image_grid_figure(images: np.ndarray, scores: np.ndarray, labels: np.ndarray | None, title: str, plt: Any) -> Any:
+    """One figure: the images in rows of 8 (each min-max scaled for display), scores below, anomalies framed."""
+    n, c, h, w = images.shape
+    cols = min(8, n)
+    rows = -(-n // cols)
+    pad, caption = 2, max(8, h // 3)
+    cell_h, cell_w = h + 2 * pad + caption, w + 2 * pad
+    canvas = np.ones((rows * cell_h, cols * cell_w, 3), dtype=np.float32)
+    for i, img in enumerate(images.astype(np.float32)):
+        low, high = float(img.min()), float(img.max())
+        img = (img - low) / (high - low) if high > low else np.zeros_like(img)
+        tile = np.repeat(img, 3, axis=0) if c == 1 else img
+        r, q = divmod(i, cols)
+        top, left = r * cell_h, q * cell_w
+        if labels is not None and labels[i] == 1:
+            canvas[top : top + h + 2 * pad, left : left + cell_w] = (0.85, 0.1, 0.1)
+        canvas[top + pad : top + pad + h, left + pad : left + pad + w] = tile.transpose(1, 2, 0)
+    fig, ax = plt.subplots(figsize=(1.1 * cols, 1.35 * rows + 0.4))
+    ax.imshow(canvas, interpolation="nearest")
+    for i, score in enumerate(scores):
+        r, q = divmod(i, cols)
+        ax.text(q * cell_w + cell_w / 2, r * cell_h + h + 2 * pad + caption / 2, f"{score:.3g}", ha="center", va="center", fontsize=6)
+    ax.set_axis_off()
+    subtitle = "; red frame = true anomaly" if labels is not None else ""
+    ax.set_title(title + subtitle, fontsize=8)
+    fig.tight_layout()
+    return fig
+
 
 class _EpochLogger(Callback):
     def __init__(self, logger: RunLogger) -> None:
@@ -337,3 +448,55 @@ def load_model(model_uri: str) -> Any:
 def get_run(run_id: str, tracking_uri: str | None = None) -> Any:
     """The MLflow run ``run_id`` (status, params, metrics, tags)."""
     return MlflowClient(tracking_uri=resolve_tracking_uri(tracking_uri)).get_run(run_id)
+
+
+# ------------------------------------------------------------------ helpers for studies (core/tuning.py)
+
+
+def run_status(tracker: Tracker, run_id: str) -> str:
+    """The status of a run: RUNNING, FINISHED, FAILED, KILLED or SCHEDULED."""
+    return tracker.client.get_run(run_id).info.status
+
+
+def set_run_tags(tracker: Tracker, run_id: str, tags: Mapping[str, Any]) -> None:
+    """Set tags on any run of the tracker's store (open or ended)."""
+    RunLogger(tracker.client, run_id).set_tags(tags)
+
+
+def end_run(tracker: Tracker, run_id: str, status: str = "FAILED", tags: Mapping[str, Any] | None = None) -> None:
+    """End a run that its own process can no longer end (e.g. one whose worker was killed)."""
+    if tags:
+        set_run_tags(tracker, run_id, tags)
+    tracker.client.set_terminated(run_id, status=RunStatus.to_string(RunStatus.from_string(status)))
+
+
+# ------------------------------------------------------------------ a logged detector, back from a run
+
+
+def download_detector(run_id: str, dst: str | os.PathLike, tracking_uri: str | None = None) -> Path:
+    """Download the detector that run ``run_id`` logged (its MLflow model) into ``dst``; return its folder.
+
+    The folder is what :meth:`sadkit.Detector.save` wrote, so :func:`sadkit.load_detector` reads it.
+
+    Raises:
+        SadkitError: the run does not exist in the store, or logged no detector model.
+    """
+    uri = resolve_tracking_uri(tracking_uri)
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        client.get_run(run_id)
+    except MlflowException as err:
+        raise SadkitError(f"no MLflow run {run_id!r} in the tracking store {uri}: {err.message}") from err
+    folder = f"{MODEL_ARTIFACT}/artifacts/detector"
+    try:
+        path = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=folder, tracking_uri=uri, dst_path=str(dst)
+        )
+    except (MlflowException, OSError) as err:
+        raise SadkitError(
+            f"MLflow run {run_id} in {uri} logged no detector model ({folder} is missing); rerun it with the"
+            " model logged (log_model: true, i.e. without --no-model)"
+        ) from err
+    if not (Path(path) / "detector.json").is_file():
+        raise SadkitError(f"MLflow run {run_id} in {uri} has no saved detector under {folder}")
+    return Path(path)

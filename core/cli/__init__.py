@@ -6,7 +6,9 @@ import typer
 
 from .common import state
 from .plugins import plugins_app
+from .reproduce import reproduce_command
 from .run import run_command
+from .study import study_command
 
 app = typer.Typer(
     name="sadkit",
@@ -26,6 +28,8 @@ def _global(
 
 app.command("run", no_args_is_help=True)(run_command)
 app.add_typer(plugins_app, name="plugins")
+app.command("study", no_args_is_help=True)(study_command)
+app.command("reproduce", no_args_is_help=True)(reproduce_command)
 
 
 def main() -> None:

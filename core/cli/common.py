@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import signal
 import threading
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -123,3 +125,16 @@ class ProgressCallback(Callback):
     def on_epoch_end(self, phase: str, epoch: int, logs: Mapping[str, float]) -> None:
         info = "  ".join(f"{k} {v:.4g}" for k, v in logs.items() if k in ("loss", "val_auroc"))
         self.progress.update(self._task, completed=epoch + 1, info=info)
+
+
+def json_safe(value: Any) -> Any:
+    """NaN and infinity become null and paths strings, so stdout is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value

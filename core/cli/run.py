@@ -12,7 +12,7 @@ from rich.table import Table
 
 from ..errors import SpecError
 from ..experiment import ExperimentResult, ExperimentSpec, run_experiment
-from .common import ProgressCallback, err_console, handle_errors, parse_pairs
+from .common import ProgressCallback, err_console, handle_errors, json_safe, parse_pairs
 
 
 def run_command(
@@ -55,7 +55,7 @@ def run_command(
         with ProgressCallback(enabled=not as_json) as progress:
             result = run_experiment(spec, callbacks=[progress])
         if as_json:
-            typer.echo(json.dumps(_json_safe(result.as_dict())))
+            typer.echo(json.dumps(json_safe(result.as_dict())))
         else:
             _print_summary(result, spec)
 
@@ -73,17 +73,6 @@ def _spec(target: str, dataset: str | None, param: list[str] | None, data: list[
     return ExperimentSpec(
         detector=target, dataset=dataset, params=parse_pairs(param, "--param"), data=parse_pairs(data, "--data")
     )
-
-
-def _json_safe(value):  # noqa: ANN001, ANN202
-    """NaN and infinity become null, so stdout is strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def _print_summary(result: ExperimentResult, spec: ExperimentSpec) -> None:
