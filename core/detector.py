@@ -68,6 +68,8 @@ class Detector(BaseEstimator, ABC):
     fast_params: ClassVar[dict[str, Any]] = {}
     #: whether the detector learns from ``semi_y`` (labels are ignored otherwise)
     uses_labels: ClassVar[bool] = True
+    #: whether ``fit`` needs labeled samples; without them it raises :class:`InvalidInputError` saying why
+    requires_labels: ClassVar[bool] = False
 
     # ----------------------------------------------------------------------------- public API
     def fit(
@@ -110,6 +112,13 @@ class Detector(BaseEstimator, ABC):
 
     def tracked_arrays(self) -> dict[str, np.ndarray]:
         """Learned arrays worth keeping with a run (e.g. the hypersphere center ``c``)."""
+        return {}
+
+    def selected_params(self) -> dict[str, Any]:
+        """Hyperparameters the detector chose itself while fitting (e.g. on the validation split).
+
+        An experiment logs them as ``selected.<name>`` parameters and returns them in its results.
+        """
         return {}
 
     @property

@@ -114,7 +114,22 @@ def check_fit_score_shapes(ctx: _Context) -> None:
 
 
 def check_fit_without_labels(ctx: _Context) -> None:
-    """``fit(X)`` without semi-supervised labels works (everything unlabeled)."""
+    """``fit(X)`` without semi-supervised labels works (everything unlabeled).
+
+    A detector that declares ``requires_labels = True`` must instead refuse with a sadkit error
+    whose message says why (the supervised baseline cannot learn without labeled anomalies).
+    """
+    if getattr(ctx.cls, "requires_labels", False):
+        try:
+            ctx.new().fit(ctx.X)
+        except SadkitError as err:
+            assert "label" in str(err).lower(), f"fit(X) without labels raised {err!r}, which does not say why"
+            return
+        except Exception as err:  # noqa: BLE001 - the point is to name the wrong exception type
+            raise AssertionError(
+                f"fit(X) without labels raised {type(err).__name__} ({err}), not a sadkit error"
+            ) from err
+        raise AssertionError("requires_labels is True but fit(X) without labels was accepted")
     scores = ctx.new().fit(ctx.X).score(ctx.X_test)
     assert scores.shape == (len(ctx.X_test),)
 

@@ -21,6 +21,7 @@ Differences from the authors' reference code (each a fix, documented in the READ
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -35,12 +36,13 @@ from sadkit.training import (
     Schedule,
     as_tensor,
     predict,
+    resolve_amp,
     resolve_device,
     seed_everything,
     train_network,
 )
 
-DEFAULT_NETWORK = "mlp"
+from .autoencoder import DEFAULT_NETWORK, autoencoder_schedule, pretrain_autoencoder
 
 
 def init_center(features: torch.Tensor, eps: float) -> torch.Tensor:
@@ -67,6 +69,11 @@ class DeepSAD(Detector):
         reference_scheduler: step the LR schedule one epoch early, as the reference code does.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         seed: drives weight initialisation and batch order; None draws one.
+        amp: mixed precision of the training forward passes: None (float32, default) or ``"bf16"``
+            (autocast to bfloat16; fast on GPUs from Ampere on and CPUs with AMX; scoring stays float32).
+        channels_last: train image batches (4-D data) in channels-last memory format; ``"auto"``
+            (default) does so for 4-D data (measured faster on CPU; same results), False never.
+        compile: train through ``torch.compile`` (compiles on the first batches of each phase).
     """
 
     fast_params = {"n_epochs": 3, "ae_n_epochs": 2, "lr_milestones": (2,), "ae_lr_milestones": (1,), "device": "cpu"}
@@ -93,6 +100,9 @@ class DeepSAD(Detector):
         reference_scheduler: bool = False,
         device: str = "auto",
         seed: int | None = 0,
+        amp: str | None = None,
+        channels_last: bool | str = "auto",
+        compile: bool = False,
     ) -> None:
         self.net_name = net_name
         self.net_params = net_params
@@ -114,6 +124,9 @@ class DeepSAD(Detector):
         self.reference_scheduler = reference_scheduler
         self.device = device
         self.seed = seed
+        self.amp = amp
+        self.channels_last = channels_last
+        self.compile = compile
 
     # ------------------------------------------------------------------ search space
     @classmethod
@@ -152,8 +165,31 @@ class DeepSAD(Detector):
         name = self.net_name or DEFAULT_NETWORK
         return create_network(name, input_shape, autoencoder=autoencoder, **(self.net_params or {}))
 
+    def _speed_options(self, X: np.ndarray) -> dict[str, Any]:
+        """The training-speed switches of :class:`~sadkit.training.Schedule` for data ``X``."""
+        channels_last = self.channels_last
+        if channels_last not in (True, False, "auto"):
+            raise InvalidInputError(f"channels_last must be True, False or 'auto', got {channels_last!r}")
+        return {
+            "amp": resolve_amp(self.amp),
+            "channels_last": X.ndim == 4 if channels_last == "auto" else bool(channels_last),
+            "compile": bool(self.compile),
+        }
+
+    def _ae_schedule(self) -> Schedule:
+        return autoencoder_schedule(
+            self.ae_n_epochs,
+            self.ae_lr,
+            self.ae_lr_milestones,
+            self.ae_batch_size,
+            self.ae_weight_decay,
+            amsgrad=self.amsgrad,
+            reference_scheduler=self.reference_scheduler,
+        )
+
     def _fit(self, X: np.ndarray, semi_y: np.ndarray, *, eval_set, callbacks: list[Callback]) -> None:
         self._validate_params()
+        speed = self._speed_options(X)
         semi_y = self._labels_for_training(semi_y)
         device = resolve_device(self.device)
         seed = int(self.seed) if self.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
@@ -167,22 +203,12 @@ class DeepSAD(Detector):
         self.ae_state_: dict[str, torch.Tensor] | None = None
         if self.pretrain and self.ae_n_epochs > 0:
             start = time.perf_counter()
-            ae = self._build(input_shape, autoencoder=True).to(device)
-            self.pretrain_losses_ = train_network(
-                ae,
-                _reconstruction_loss,
-                [X_t],
-                Schedule(
-                    n_epochs=int(self.ae_n_epochs),
-                    lr=self.ae_lr,
-                    lr_milestones=self.ae_lr_milestones,
-                    batch_size=int(self.ae_batch_size),
-                    weight_decay=self.ae_weight_decay,
-                    amsgrad=self.amsgrad,
-                    reference_scheduler=self.reference_scheduler,
-                ),
-                phase="pretrain",
+            ae, self.pretrain_losses_ = pretrain_autoencoder(
+                X_t,
+                self.net_name or DEFAULT_NETWORK,
+                dataclasses.replace(self._ae_schedule(), **speed),
                 generator=generator,
+                net_params=self.net_params,
                 callbacks=callbacks,
             )
             # The encoder of the autoencoder is the network architecture itself: its weights
@@ -226,6 +252,7 @@ class DeepSAD(Detector):
                 weight_decay=self.weight_decay,
                 amsgrad=self.amsgrad,
                 reference_scheduler=self.reference_scheduler,
+                **speed,
             ),
             phase="train",
             generator=generator,
@@ -314,6 +341,9 @@ class DeepSVDD(DeepSAD):
         reference_scheduler: bool = False,
         device: str = "auto",
         seed: int | None = 0,
+        amp: str | None = None,
+        channels_last: bool | str = "auto",
+        compile: bool = False,
     ) -> None:
         super().__init__(
             net_name=net_name,
@@ -334,6 +364,9 @@ class DeepSVDD(DeepSAD):
             reference_scheduler=reference_scheduler,
             device=device,
             seed=seed,
+            amp=amp,
+            channels_last=channels_last,
+            compile=compile,
         )
 
     @classmethod
@@ -342,12 +375,6 @@ class DeepSVDD(DeepSAD):
 
     def _labels_for_training(self, semi_y: np.ndarray) -> np.ndarray:
         return np.zeros_like(semi_y)
-
-
-def _reconstruction_loss(ae: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch of the summed squared reconstruction error (as the reference)."""
-    rec = ae(x)
-    return torch.sum((rec - x) ** 2, dim=tuple(range(1, rec.dim()))).mean()
 
 
 def _network_training_space(trial: Any) -> dict[str, Any]:

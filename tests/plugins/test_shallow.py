@@ -1,0 +1,166 @@
+"""OC-SVM, Isolation Forest and KDE: scores as scikit-learn's, selection on validation only, real data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+from sklearn.ensemble import IsolationForest as SkIsolationForest
+from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.neighbors import KernelDensity
+from sklearn.svm import OneClassSVM
+
+from sadkit import InvalidInputError, auroc, create_dataset, create_detector
+from sadkit.experiment import ExperimentSpec, run_experiment
+from sadkit.plugins import shallow
+from sadkit.plugins.shallow import BANDWIDTH_GRID, GAMMA_GRID, KDE, NU_GRID, OCSVM, IsolationForest
+
+
+def _blobs(n: int = 300, d: int = 5, seed: int = 0, n_anomalies: int = 15):
+    """Normals in a tight blob, anomalies spread out; y = 1 for anomalies."""
+    rng = np.random.default_rng(seed)
+    X = np.clip(rng.normal(0.5, 0.08, size=(n, d)), 0, 1)
+    X[:n_anomalies] = rng.uniform(0, 1, size=(n_anomalies, d))
+    y = np.zeros(n, dtype=np.int64)
+    y[:n_anomalies] = 1
+    perm = rng.permutation(n)
+    return X[perm].astype(np.float32), y[perm]
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, _ = _blobs(300, seed=0, n_anomalies=0)
+    X_val, y_val = _blobs(120, seed=1)
+    X_test, y_test = _blobs(200, seed=2)
+    return X, (X_val, y_val), (X_test, y_test)
+
+
+# ------------------------------------------------------------------------------------------ OC-SVM
+def test_ocsvm_scores_are_minus_sklearns_decision_function(data):
+    X, _, (X_test, _) = data
+    ours = OCSVM(nu=0.2, gamma=0.5).fit(X).score(X_test)
+    reference = OneClassSVM(nu=0.2, gamma=0.5).fit(X.astype(np.float64)).decision_function(X_test)
+    assert np.allclose(ours, -reference, atol=1e-9)
+
+
+def test_ocsvm_grid_is_the_papers_and_chooses_on_validation(data):
+    X, eval_set, _ = data
+    assert NU_GRID == (0.01, 0.05, 0.1, 0.2, 0.5)
+    assert GAMMA_GRID == tuple(2.0**k for k in range(-7, 3))
+    detector = OCSVM().fit(X, eval_set=eval_set)
+    chosen = detector.selected_params()
+    assert chosen["selection"] == "validation" and chosen["nu"] in NU_GRID and chosen["gamma"] in GAMMA_GRID
+    assert len(detector.selection_) == 50
+    best = max(detector.selection_, key=lambda row: (row["val_auroc"], row["val_auprc"]))
+    assert best["val_auroc"] == auroc(eval_set[1], detector.score(eval_set[0]))
+
+
+def test_ocsvm_selection_follows_the_validation_split(data):
+    X, (X_val, y_val), _ = data
+    first = OCSVM().fit(X, eval_set=(X_val, y_val)).selected_params()
+    assert OCSVM().fit(X, eval_set=(X_val, y_val)).selected_params() == first  # deterministic
+    # an adversarial validation split (labels flipped) must move the choice: it is what selects
+    flipped = OCSVM().fit(X, eval_set=(X_val, 1 - y_val)).selected_params()
+    assert (flipped["nu"], flipped["gamma"]) != (first["nu"], first["gamma"])
+
+
+def test_ocsvm_values_given_by_the_user_leave_the_grid(data):
+    X, eval_set, _ = data
+    detector = OCSVM(nu=0.05).fit(X, eval_set=eval_set)
+    assert detector.selected_params()["nu"] == 0.05
+    assert {row["nu"] for row in detector.selection_} == {0.05} and len(detector.selection_) == 10
+    fixed = OCSVM(nu=0.05, gamma=0.25).fit(X, eval_set=eval_set).selected_params()
+    assert fixed == {"nu": 0.05, "gamma": 0.25, "selection": "given", "n_fit": len(X)}
+
+
+def test_ocsvm_without_a_usable_validation_split_uses_defaults(data):
+    X, (X_val, y_val), _ = data
+    no_val = OCSVM().fit(X).selected_params()
+    normals_only = OCSVM().fit(X, eval_set=(X_val[y_val == 0], y_val[y_val == 0])).selected_params()
+    scale = 1.0 / (X.shape[1] * X.astype(np.float64).var())
+    for chosen in (no_val, normals_only):
+        assert chosen["selection"] == "default" and chosen["nu"] == 0.1
+        assert chosen["gamma"] == pytest.approx(scale)
+
+
+def test_ocsvm_max_samples_subsamples_with_the_seed(data):
+    X, _, (X_test, _) = data
+    a = OCSVM(nu=0.1, gamma=1.0, max_samples=100, seed=3).fit(X)
+    b = OCSVM(nu=0.1, gamma=1.0, max_samples=100, seed=3).fit(X)
+    assert a.selected_params()["n_fit"] == 100
+    assert np.array_equal(a.score(X_test), b.score(X_test))
+    with pytest.raises(InvalidInputError, match="max_samples"):
+        OCSVM(max_samples=1).fit(X)
+    with pytest.raises(InvalidInputError, match="nu"):
+        OCSVM(nu=1.5).fit(X)
+
+
+def test_selection_never_sees_the_test_split(tracking_uri, monkeypatch):
+    """Through a whole experiment: the only labeled data a selection scores is the validation split."""
+    seen = []
+    original = shallow.select_on_validation
+
+    def spy(candidates, fit, score, eval_set):
+        seen.append(np.array(eval_set[0]))
+        return original(candidates, fit, score, eval_set)
+
+    monkeypatch.setattr(shallow, "select_on_validation", spy)
+    data = {"n_samples": 600, "ratio_known_outlier": 0.05}
+    spec = ExperimentSpec(detector="ocsvm", dataset="synthetic", data=data, seed=4, log_model=False, threads=1)
+    result = run_experiment(spec)
+    _, val, test = create_dataset("synthetic", seed=4, **data).load()
+    assert len(seen) == 1
+    assert np.array_equal(seen[0], val.X.astype(np.float64))
+    test_rows = {row.tobytes() for row in np.asarray(test.X, dtype=np.float64)}
+    assert not any(row.tobytes() in test_rows for row in seen[0])
+    params = MlflowClient(tracking_uri).get_run(result.run_id).data.params
+    assert params["selected.selection"] == "validation"
+    assert float(params["selected.nu"]) == result.selected["nu"]
+    assert float(params["selected.gamma"]) == result.selected["gamma"]
+
+
+# -------------------------------------------------------------------------------- Isolation Forest
+@pytest.mark.parametrize("max_features", [1.0, 0.6])
+def test_isolation_forest_matches_sklearn(data, max_features):
+    X, _, (X_test, _) = data
+    ours = IsolationForest(max_features=max_features, seed=7).fit(X)
+    reference = SkIsolationForest(n_estimators=100, max_samples=256, max_features=max_features, random_state=7)
+    reference.fit(X)
+    expected = -reference.score_samples(X_test)
+    assert np.max(np.abs(ours.score(X_test) - expected)) <= 1e-10
+
+
+def test_isolation_forest_uses_the_papers_settings(data):
+    X, _, _ = data
+    detector = create_detector("iforest")
+    assert (detector.n_estimators, detector.max_samples) == (100, 256)
+    fitted = detector.fit(X)
+    assert len(fitted.forest_["roots"]) == 100 and fitted.forest_["max_samples"] == 256
+    assert IsolationForest().fit(X[:50]).forest_["max_samples"] == 50  # all samples when fewer
+
+
+# -------------------------------------------------------------------------------------------- KDE
+def test_kde_scores_are_minus_log_density(data):
+    X, _, (X_test, _) = data
+    ours = KDE(bandwidth=0.3).fit(X).score(X_test)
+    reference = KernelDensity(bandwidth=0.3).fit(X.astype(np.float64)).score_samples(X_test.astype(np.float64))
+    assert np.allclose(ours, -reference, rtol=1e-9, atol=1e-9)
+
+
+def test_kde_bandwidth_is_cross_validated_on_training_data_as_gridsearchcv(data):
+    X, _, _ = data
+    detector = KDE(seed=5).fit(X)
+    search = GridSearchCV(
+        KernelDensity(), {"bandwidth": list(BANDWIDTH_GRID)}, cv=KFold(5, shuffle=True, random_state=5)
+    ).fit(X.astype(np.float64))
+    assert detector.bandwidth_ == pytest.approx(search.best_params_["bandwidth"])
+    assert detector.selected_params()["selection"] == "cross-validation"
+    assert 2.0**0.5 in BANDWIDTH_GRID and 2.0**5 in BANDWIDTH_GRID  # the reference's grid is inside
+
+
+# ------------------------------------------------------------------------------------- real data
+def test_on_real_odds_data(odds_root):
+    train, val, test = create_dataset("odds", name="thyroid", root=odds_root, ratio_known_outlier=0.01).load()
+    for name in ("ocsvm", "iforest", "kde"):
+        detector = create_detector(name).fit(train.X, train.semi_y, eval_set=(val.X, val.y))
+        assert auroc(test.y, detector.score(test.X)) > 0.85, name
