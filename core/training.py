@@ -3,11 +3,14 @@
 The whole training set lives in one tensor on the training device and batches are index slices of it:
 no per-sample ``__getitem__``, no DataLoader workers, and no host synchronisation inside the batch
 loop (the epoch loss is accumulated on the device and read once per epoch). Adam with weight decay
-and a MultiStepLR schedule stepped after each epoch, as the paper describes.
+and a MultiStepLR schedule stepped after each epoch, as the paper describes. Per phase, a
+:class:`Schedule` can switch on bfloat16 autocast (``amp``), channels-last memory format for image
+batches and ``torch.compile``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import warnings
@@ -19,7 +22,7 @@ import torch
 from torch import nn
 
 from .callbacks import Callback, CallbackList
-from .errors import DeviceError
+from .errors import DeviceError, InvalidInputError
 
 #: a loss function: (network, *batch tensors) -> scalar loss
 LossFn = Callable[..., torch.Tensor]
@@ -95,10 +98,50 @@ class Schedule:
     #: step MultiStepLR before each epoch's batches, as the reference code does (one epoch early)
     reference_scheduler: bool = False
     lr_gamma: float = 0.1
+    #: mixed precision for the forward pass: None (float32) or "bf16" (autocast to bfloat16)
+    amp: str | None = None
+    #: train 4-D (image) batches in channels-last memory format (network and data converted once)
+    channels_last: bool = False
+    #: run the loss through ``torch.compile(net)`` (compiles on the first batches of the phase)
+    compile: bool = False
     milestones: list[int] = field(init=False)
 
     def __post_init__(self) -> None:
         self.milestones = sorted(int(m) for m in self.lr_milestones)
+        self.amp = resolve_amp(self.amp)
+
+
+#: accepted names of the mixed-precision modes
+_AMP_DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
+
+
+def resolve_amp(amp: str | None) -> str | None:
+    """``None``/``"none"``/``"off"`` -> None; ``"bf16"``/``"bfloat16"`` -> ``"bf16"``; anything else is an error.
+
+    float16 is not offered: it needs loss scaling, whose overflow check reads the device every batch.
+    bfloat16 has float32's range and needs none (GPUs from Ampere on; CPUs with AVX-512-BF16 or AMX).
+    """
+    if amp is None or (isinstance(amp, str) and amp.lower() in ("none", "off", "fp32", "float32", "")):
+        return None
+    if isinstance(amp, str) and amp.lower() in _AMP_DTYPES:
+        return "bf16"
+    raise InvalidInputError(
+        f"amp must be None (float32) or 'bf16', got {amp!r} (float16 is not offered: its loss scaling syncs"
+        " the host every batch)"
+    )
+
+
+def autocast(amp: str | None, device: torch.device):
+    """The autocast context of ``amp`` on ``device`` (a no-op context for None)."""
+    if amp is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=_AMP_DTYPES[amp])
+
+
+def to_channels_last(net: nn.Module, tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Convert ``net`` (in place) and the 4-D tensors to channels-last memory format (others unchanged)."""
+    net.to(memory_format=torch.channels_last)
+    return [t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t for t in tensors]
 
 
 def train_network(
@@ -125,6 +168,9 @@ def train_network(
     cb = CallbackList(callbacks)
     n = len(tensors[0])
     device = tensors[0].device
+    if schedule.channels_last and tensors[0].dim() == 4:
+        tensors = to_channels_last(net, tensors)
+    model = torch.compile(net) if schedule.compile else net
     optimizer = torch.optim.Adam(
         net.parameters(), lr=schedule.lr, weight_decay=schedule.weight_decay, amsgrad=schedule.amsgrad
     )
@@ -149,7 +195,8 @@ def train_network(
             for idx in batch_slices(usable, schedule.batch_size, order):
                 batch = [t[idx] for t in tensors]
                 optimizer.zero_grad(set_to_none=True)
-                loss = loss_fn(net, *batch)
+                with autocast(schedule.amp, device):
+                    loss = loss_fn(model, *batch)
                 loss.backward()
                 optimizer.step()
                 total += loss.detach()

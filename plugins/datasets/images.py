@@ -1,0 +1,586 @@
+"""Image benchmarks: MNIST, Fashion-MNIST and CIFAR-10, one class normal and the other nine anomalous.
+
+The paper's one-vs-rest setup (Ruff et al. 2020, Section 4.2) with the shared sampling protocol of
+:mod:`sadkit.data`: the training pool is the official training set; one class (``normal_class``) is
+normal and the other nine are anomalies; ``n_known_outlier_classes`` of them (``known_outlier_class``,
+or drawn by the seed) supply the labeled anomalies (``ratio_known_outlier``, gamma_l); the unlabeled
+part is polluted with anomalies of all nine classes (``ratio_pollution``, gamma_p); the validation
+split is carved from the sampled training set. The test split is the **whole official test set**
+(label 0 for the normal class, 1 for every other), unlabeled.
+
+Files are read in their official raw formats, in torchvision's folder layout under the data root
+(so a folder torchvision already filled works as is, and this package does not depend on torchvision):
+
+* ``<root>/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz`` (IDX files),
+* ``<root>/FashionMNIST/raw/`` (the same four IDX file names),
+* ``<root>/cifar-10-batches-py/{data_batch_1..5,test_batch}`` (extracted from ``cifar-10-python.tar.gz``).
+
+Missing files are downloaded from the official URLs (mirrors tried in turn) and every file, present
+or downloaded, is checked against its official MD5 (the values torchvision uses), so a truncated or
+wrong file is an error, never a silent change of the benchmark. CIFAR-10's batches are Python pickles:
+they are read with an unpickler that can build nothing but numpy arrays and plain containers, so a
+tampered file cannot run code.
+
+Preprocessing happens once, on whole arrays, when the splits are built (never per sample per epoch):
+
+* ``preprocessing="scale"`` (default): pixels / 255, in [0, 1], as the Deep SAD reference code
+  (``transforms.ToTensor()``).
+* ``preprocessing="gcn"``: the Deep SVDD paper's global contrast normalisation with the L1 norm
+  (per image: subtract its mean, divide by its mean absolute deviation) followed by min-max scaling
+  to [0, 1] with the minimum and maximum over the training samples not labeled anomalous. Deep SVDD
+  hard-coded those per normal class (computed on that class's training images); here they are
+  computed from the training split, which with no pollution and no labeled anomalies is exactly the
+  normal class's training data, and which never uses ground-truth labels otherwise.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+import shutil
+import tarfile
+import tempfile
+from abc import abstractmethod
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from sadkit.data import LABELED_ANOMALY, Dataset, Split, resolve_known_outlier_classes
+from sadkit.download import download, verify_file
+from sadkit.errors import DataError, InvalidInputError
+
+N_CLASSES = 10
+PREPROCESSING = ("scale", "gcn")
+
+#: IDX type codes -> numpy dtypes (big-endian where it matters)
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+# ------------------------------------------------------------------------------------------ file readers
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read an IDX file (plain or gzip-compressed, e.g. ``train-images-idx3-ubyte.gz``).
+
+    Raises:
+        DataError: the file is not a complete IDX file (bad magic number, truncated data, broken gzip).
+    """
+    path = Path(path)
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as f:
+                raw = f.read()
+        else:
+            raw = path.read_bytes()
+    except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError
+        raise DataError(f"cannot read {path}: {err}; delete it to download it again") from err
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise DataError(f"{path} is not an IDX file (bad magic number {raw[:4].hex() or 'empty'})")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path} is truncated: its header is incomplete")
+    shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(raw) - header != expected:
+        raise DataError(
+            f"{path} is truncated or padded: its header announces shape {shape} ({expected} bytes of"
+            f" data) but it holds {len(raw) - header}; delete it to download it again"
+        )
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _numpy_reconstructors() -> dict[tuple[str, str], Any]:
+    """The only globals a CIFAR-10 batch may name: numpy's array and dtype reconstruction."""
+    try:
+        from numpy._core.multiarray import _reconstruct, scalar
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct, scalar  # type: ignore[no-redef]
+    import codecs
+
+    allowed: dict[tuple[str, str], Any] = {
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        # how pickle protocol 2 writes Python 3 bytes (a text-to-bytes conversion, nothing else)
+        ("_codecs", "encode"): codecs.encode,
+    }
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        allowed[(module, "_reconstruct")] = _reconstruct
+        allowed[(module, "scalar")] = scalar
+    return allowed
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """An unpickler that builds numpy arrays and plain Python containers and nothing else.
+
+    A pickle can name any importable callable (``os.system`` ...); this one refuses every global but
+    numpy's array reconstruction, so reading a tampered batch file fails instead of running code.
+    """
+
+    _allowed = _numpy_reconstructors()
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return self._allowed[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(
+                f"refusing to load {module}.{name}: a CIFAR-10 batch holds only numpy arrays, lists and strings"
+            ) from None
+
+
+def read_cifar_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Read one CIFAR-10 python batch: ``(images uint8 (n, 3, 32, 32), labels int64 (n,))``.
+
+    The batches are Python 2 pickles of ``{"data": uint8 (n, 3072), "labels": [...], ...}``; rows
+    hold the red, green and blue planes one after the other, so they reshape to channels-first
+    directly. Keys may be ``str`` or ``bytes`` (how Python 2 strings come back).
+
+    Raises:
+        DataError: the file is not a readable batch, holds anything but arrays and plain data, or
+            has the wrong shapes.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            # latin1 maps Python 2 byte strings 1:1, which numpy needs to rebuild its arrays
+            entry = _ArrayUnpickler(f, encoding="latin1").load()
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError) as err:
+        raise DataError(f"cannot read {path} as a CIFAR-10 batch: {err}") from err
+    if not isinstance(entry, Mapping):
+        raise DataError(f"{path} is not a CIFAR-10 batch: it holds a {type(entry).__name__}, not a dict")
+    entry = {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in entry.items()}
+    if "data" not in entry or not ("labels" in entry or "fine_labels" in entry):
+        raise DataError(f"{path} is not a CIFAR-10 batch: it lacks 'data' or 'labels' (keys: {sorted(entry)})")
+    data = np.asarray(entry["data"])
+    labels = np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64).reshape(-1)
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
+        raise DataError(
+            f"{path} is not a CIFAR-10 batch: data {data.dtype} {data.shape} with {len(labels)} labels"
+            " (expected uint8 (n, 3072) and n labels)"
+        )
+    return data.reshape(-1, 3, 32, 32), labels
+
+
+# ------------------------------------------------------------------------------------------ fetching
+
+
+def fetch_file(path: Path, md5: str, urls: Sequence[str], *, download_missing: bool = True) -> Path:
+    """Make sure ``path`` exists and has MD5 ``md5``, downloading it from the first of ``urls`` that works.
+
+    Raises:
+        DataError: a present file with the wrong MD5; a missing file when downloading is off; or every
+            URL failing (the message lists each error).
+    """
+    if path.is_file():
+        verify_file(path, md5, algorithm="md5")
+        return path
+    if not download_missing:
+        raise DataError(f"{path} does not exist and download=False; put the official file there or allow downloading")
+    errors = []
+    for url in urls:
+        try:
+            return download(url, path, md5, algorithm="md5")
+        except DataError as err:
+            errors.append(str(err))
+    raise DataError(f"cannot get {path.name}: " + " | ".join(errors))
+
+
+def _urls(bases: Sequence[str], name: str) -> list[str]:
+    return [f"{base.rstrip('/')}/{name}" for base in bases]
+
+
+def _safe_extract(archive: Path, dest: Path, folder: str) -> None:
+    """Extract the regular files under ``folder/`` of a tar archive into ``dest`` (nothing outside it)."""
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            members = []
+            for m in tar.getmembers():
+                parts = Path(m.name).parts
+                if not parts or parts[0] != folder or ".." in parts or Path(m.name).is_absolute():
+                    continue
+                if m.isfile() or m.isdir():
+                    members.append(m)
+            if not any(m.isfile() for m in members):
+                raise DataError(f"{archive} holds no file under {folder}/; it is not the expected archive")
+            extract_kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+            tar.extractall(dest, members=members, **extract_kwargs)
+    except (tarfile.TarError, OSError, EOFError) as err:
+        raise DataError(f"cannot extract {archive}: {err}; delete it to download it again") from err
+
+
+# ------------------------------------------------------------------------------------------ preprocessing
+
+
+def global_contrast_normalization(X: np.ndarray) -> np.ndarray:
+    """Per image: subtract its mean and divide by its mean absolute deviation (GCN, L1; Deep SVDD).
+
+    ``X`` is ``(n, ...)`` float32; a constant image (deviation 0) becomes all zeros instead of NaN.
+    """
+    flat = X.reshape(len(X), int(np.prod(X.shape[1:])))
+    flat = flat - flat.mean(axis=1, keepdims=True, dtype=np.float64).astype(np.float32)
+    scale = np.abs(flat).mean(axis=1, keepdims=True, dtype=np.float64).astype(np.float32)
+    np.divide(flat, scale, out=flat, where=scale > 0)
+    return flat.reshape(X.shape)
+
+
+def scale_pixels(X: np.ndarray) -> np.ndarray:
+    """uint8 pixels -> float32 in [0, 1], bit for bit as ``transforms.ToTensor()`` (x / 255 in float32)."""
+    return np.divide(X, np.float32(255.0), dtype=np.float32)
+
+
+# ------------------------------------------------------------------------------------------ datasets
+
+
+class ImageDataset(Dataset):
+    """A 10-class image benchmark in the one-vs-rest setup (see the module docstring).
+
+    Args:
+        root: data folder (torchvision's layout inside); default ``$SADKIT_DATA`` or the user cache.
+        normal_class: the normal class, 0-9; the other nine are anomalies.
+        known_outlier_class: the class of the labeled anomalies when ``n_known_outlier_classes`` is 1;
+            None draws it with the seed (as the paper's scenarios do).
+        n_known_outlier_classes: how many anomaly classes supply labeled anomalies (0-9); more than
+            one are drawn with the seed.
+        ratio_known_normal: fraction of labeled normals in the training set.
+        ratio_known_outlier: fraction of labeled anomalies in the training set (gamma_l).
+        ratio_pollution: fraction of anomalies among the unlabeled training samples (gamma_p).
+        val_fraction: part of the sampled training set held out for validation.
+        seed: drives the choice of known classes and the sampling.
+        preprocessing: ``"scale"`` (pixels / 255, the reference's default) or ``"gcn"`` (global
+            contrast normalisation, L1, then min-max scaling with training statistics; Deep SVDD).
+        url: base URL to download the files from instead of the official ones (MD5s are checked
+            either way).
+        download: download missing files; False makes a missing file an error.
+
+    Raises:
+        InvalidInputError: a class outside 0-9, a known anomaly class equal to the normal class,
+            more known anomaly classes than the nine that exist, an unknown preprocessing (at
+            construction); a ratio the training set cannot satisfy (at :meth:`load`).
+        DataError: a file that is corrupt, truncated or cannot be downloaded (at :meth:`load`).
+    """
+
+    #: display name (messages)
+    title: ClassVar[str] = "images"
+    #: class names, index = label
+    classes: ClassVar[tuple[str, ...]] = tuple(str(i) for i in range(N_CLASSES))
+    #: shape of one sample, channels first
+    image_shape: ClassVar[tuple[int, int, int]] = (1, 28, 28)
+
+    def __init__(
+        self,
+        root: str | os.PathLike | None = None,
+        normal_class: int = 0,
+        known_outlier_class: int | None = None,
+        n_known_outlier_classes: int = 1,
+        ratio_known_normal: float = 0.0,
+        ratio_known_outlier: float = 0.0,
+        ratio_pollution: float = 0.0,
+        val_fraction: float = 0.1,
+        seed: int = 0,
+        preprocessing: str = "scale",
+        url: str | None = None,
+        download: bool = True,
+    ) -> None:
+        for name, value in (("normal_class", normal_class), ("known_outlier_class", known_outlier_class)):
+            if value is not None and not _is_int(value):
+                raise InvalidInputError(f"{name} must be an integer class 0-9, got {value!r}")
+        if not _is_int(n_known_outlier_classes):
+            raise InvalidInputError(f"n_known_outlier_classes must be an integer 0-9, got {n_known_outlier_classes!r}")
+        super().__init__(
+            root=root,
+            normal_class=normal_class,
+            known_outlier_class=known_outlier_class,
+            n_known_outlier_classes=n_known_outlier_classes,
+            ratio_known_normal=ratio_known_normal,
+            ratio_known_outlier=ratio_known_outlier,
+            ratio_pollution=ratio_pollution,
+            val_fraction=val_fraction,
+            seed=seed,
+        )
+        self.preprocessing = preprocessing
+        self.url = url
+        self.download = bool(download)
+        self._check_params()
+
+    def _check_params(self) -> None:
+        names = ", ".join(f"{i} {c}" for i, c in enumerate(self.classes))
+        if not 0 <= self.normal_class < N_CLASSES:
+            raise InvalidInputError(
+                f"normal_class must be one of the {self.title} classes 0-{N_CLASSES - 1} ({names}); got {self.normal_class}"
+            )
+        known = self.known_outlier_class
+        if known is not None and not 0 <= known < N_CLASSES:
+            raise InvalidInputError(
+                f"known_outlier_class must be one of the {self.title} classes 0-{N_CLASSES - 1} ({names}),"
+                f" or None to draw one with the seed; got {known}"
+            )
+        if known is not None and known == self.normal_class and self.n_known_outlier_classes == 1:
+            raise InvalidInputError(
+                f"known_outlier_class={known} is the normal class: labeled anomalies must come from another"
+                " class; choose one of the other nine, or known_outlier_class=None to draw one with the seed"
+            )
+        if not 0 <= self.n_known_outlier_classes <= N_CLASSES - 1:
+            raise InvalidInputError(
+                f"n_known_outlier_classes must be between 0 and {N_CLASSES - 1} (the anomaly classes are the"
+                f" {N_CLASSES - 1} classes other than normal_class={self.normal_class}); got"
+                f" {self.n_known_outlier_classes}"
+            )
+        if self.preprocessing not in PREPROCESSING:
+            raise InvalidInputError(
+                f"preprocessing must be one of {', '.join(PREPROCESSING)} ('scale': pixels / 255; 'gcn': global"
+                f" contrast normalisation + min-max scaling), got {self.preprocessing!r}"
+            )
+        if self.seed < 0:
+            raise InvalidInputError(f"seed must be a non-negative integer, got {self.seed}")
+
+    @property
+    def outlier_classes(self) -> list[int]:
+        """The nine anomaly classes (every class but the normal one)."""
+        return [c for c in range(N_CLASSES) if c != self.normal_class]
+
+    @abstractmethod
+    def read(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Fetch (if needed), check and read the official files.
+
+        Returns:
+            ``(train images, train labels, test images, test labels)``; images uint8 ``(n, C, H, W)``,
+            labels int64 class numbers 0-9.
+        """
+
+    def load(self) -> tuple[Split, Split, Split]:
+        """Return ``(train, val, test)``: X float32 ``(n, C, H, W)``, y and semi_y int64."""
+        X_train_all, labels_train, X_test_raw, labels_test = self.read()
+        for what, labels in (("training", labels_train), ("test", labels_test)):
+            bad = labels[(labels < 0) | (labels >= N_CLASSES)]
+            if bad.size:
+                raise DataError(f"the {self.title} {what} labels hold classes outside 0-9: {np.unique(bad)[:5].tolist()}")
+        rng = np.random.default_rng(self.seed)
+        outliers = self.outlier_classes
+        known = resolve_known_outlier_classes(outliers, self.known_outlier_class, self.n_known_outlier_classes, rng)
+        self._known_outlier_classes = known
+        # The sampler picks rows of its X: handing it positions gives back positions into the
+        # official training set, so only the chosen images are converted to float.
+        (train_idx, y_train, semi_train), (val_idx, y_val, semi_val) = self.semi_supervised_splits(
+            np.arange(len(labels_train)), labels_train, [self.normal_class], outliers, known, rng
+        )
+        self._train_index, self._val_index = train_idx, val_idx
+        X_train = scale_pixels(X_train_all[train_idx])
+        X_val = scale_pixels(X_train_all[val_idx])
+        X_test = scale_pixels(X_test_raw)
+        if self.preprocessing == "gcn":
+            X_train, X_val, X_test = (global_contrast_normalization(A) for A in (X_train, X_val, X_test))
+            reference = X_train[semi_train != LABELED_ANOMALY]
+            low, high = (float(reference.min()), float(reference.max())) if reference.size else (0.0, 1.0)
+            self._minmax = (low, high)
+            span = np.float32(high - low) if high > low else np.float32(1.0)
+            for A in (X_train, X_val, X_test):
+                np.subtract(A, np.float32(low), out=A)
+                np.divide(A, span, out=A)
+        y_test = (labels_test != self.normal_class).astype(np.int64)
+        as_int = lambda a: np.asarray(a, dtype=np.int64)  # noqa: E731
+        return (
+            Split(X_train, as_int(y_train), as_int(semi_train)),
+            Split(X_val, as_int(y_val), as_int(semi_val)),
+            Split(X_test, y_test, np.zeros(len(y_test), dtype=np.int64)),
+        )
+
+    @property
+    def known_outlier_classes(self) -> list[int]:
+        """The known anomaly classes the last :meth:`load` used (drawn ones included)."""
+        if not hasattr(self, "_known_outlier_classes"):
+            raise InvalidInputError("the known anomaly classes are chosen by load(); call it first")
+        return list(self._known_outlier_classes)
+
+
+#: the arrays of the files read last, keyed by their paths, sizes and modification times
+_READ_CACHE: dict[tuple, tuple[np.ndarray, ...]] = {}
+_READ_CACHE_SIZE = 2
+
+
+def _cached_read(paths: dict[str, Path], parse) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``parse(paths)``, reusing the arrays of the last reads of the same unchanged files.
+
+    A reproduction runs many cells on one dataset in one process; decompressing and parsing the files
+    once is enough. The arrays are read-only (every split is a copy).
+    """
+    key = tuple(sorted((name, str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for name, p in paths.items()))
+    if key not in _READ_CACHE:
+        arrays = tuple(parse(paths))
+        for a in arrays:
+            a.flags.writeable = False
+        while len(_READ_CACHE) >= _READ_CACHE_SIZE:
+            _READ_CACHE.pop(next(iter(_READ_CACHE)))
+        _READ_CACHE[key] = arrays
+    return _READ_CACHE[key]  # type: ignore[return-value]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+class _IdxDataset(ImageDataset):
+    """MNIST-like: four gzip IDX files in ``<root>/<folder>/raw``."""
+
+    folder: ClassVar[str]
+    mirrors: ClassVar[tuple[str, ...]]
+    #: file name -> official MD5 of the .gz
+    files: ClassVar[dict[str, str]]
+    TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
+    TRAIN_LABELS = "train-labels-idx1-ubyte.gz"
+    TEST_IMAGES = "t10k-images-idx3-ubyte.gz"
+    TEST_LABELS = "t10k-labels-idx1-ubyte.gz"
+
+    @property
+    def raw_folder(self) -> Path:
+        return self.root / self.folder / "raw"
+
+    def fetch(self) -> dict[str, Path]:
+        """Make sure the four files are present and intact (downloading missing ones); return their paths."""
+        bases = (self.url,) if self.url else self.mirrors
+        return {
+            name: fetch_file(self.raw_folder / name, md5, _urls(bases, name), download_missing=self.download)
+            for name, md5 in self.files.items()
+        }
+
+    def read(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        paths = self.fetch()
+        return _cached_read(paths, self._parse)
+
+    def _parse(self, paths: dict[str, Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        out = []
+        for images_name, labels_name in ((self.TRAIN_IMAGES, self.TRAIN_LABELS), (self.TEST_IMAGES, self.TEST_LABELS)):
+            images, labels = read_idx(paths[images_name]), read_idx(paths[labels_name])
+            if images.ndim != 3 or images.dtype != np.uint8 or images.shape[1:] != self.image_shape[1:]:
+                raise DataError(
+                    f"{paths[images_name]} holds {images.dtype} {images.shape}, not uint8 images of"
+                    f" {self.image_shape[1]}x{self.image_shape[2]}"
+                )
+            if labels.ndim != 1 or len(labels) != len(images):
+                raise DataError(
+                    f"{paths[labels_name]} holds {labels.shape} labels for {len(images)} images in {paths[images_name]}"
+                )
+            out += [images[:, None], labels.astype(np.int64)]
+        return tuple(out)  # type: ignore[return-value]
+
+
+class MNIST(_IdxDataset):
+    """MNIST (LeCun et al. 1998): 28x28 grayscale digits, 60,000 training and 10,000 test images.
+
+    Files: ``<root>/MNIST/raw/*-ubyte.gz``, downloaded from torchvision's mirror or LeCun's site when
+    missing. Network by default: ``mnist_lenet``. See :class:`ImageDataset` for the parameters.
+    """
+
+    title = "MNIST"
+    classes = tuple(str(i) for i in range(N_CLASSES))
+    image_shape = (1, 28, 28)
+    default_network = "mnist_lenet"
+    folder = "MNIST"
+    mirrors = ("https://ossci-datasets.s3.amazonaws.com/mnist", "http://yann.lecun.com/exdb/mnist")
+    files = {
+        _IdxDataset.TRAIN_IMAGES: "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        _IdxDataset.TRAIN_LABELS: "d53e105ee54ea40749a09fcbcd1e9432",
+        _IdxDataset.TEST_IMAGES: "9fb629c4189551a2d022fa330f9573f3",
+        _IdxDataset.TEST_LABELS: "ec29112dd5afa0611ce80d1b7f02629c",
+    }
+
+
+class FashionMNIST(_IdxDataset):
+    """Fashion-MNIST (Xiao et al. 2017): 28x28 grayscale clothing, 60,000 training and 10,000 test images.
+
+    Files: ``<root>/FashionMNIST/raw/*-ubyte.gz``, downloaded from Zalando's official bucket when
+    missing. Network by default: ``fmnist_lenet``. See :class:`ImageDataset` for the parameters.
+    """
+
+    title = "Fashion-MNIST"
+    classes = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+    image_shape = (1, 28, 28)
+    default_network = "fmnist_lenet"
+    folder = "FashionMNIST"
+    mirrors = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com",)
+    files = {
+        _IdxDataset.TRAIN_IMAGES: "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        _IdxDataset.TRAIN_LABELS: "25c81989df183df01b3e8a0aad5dffbe",
+        _IdxDataset.TEST_IMAGES: "bef4ecab320f06d8554ea6380940ec79",
+        _IdxDataset.TEST_LABELS: "bb300cfdad3c16e7a12a480ee83cd310",
+    }
+
+
+class CIFAR10(ImageDataset):
+    """CIFAR-10 (Krizhevsky 2009): 32x32 RGB images, 50,000 training and 10,000 test images.
+
+    Files: ``<root>/cifar-10-batches-py/`` (``data_batch_1`` .. ``data_batch_5``, ``test_batch``),
+    extracted from ``cifar-10-python.tar.gz`` (downloaded from the official page when missing; kept
+    beside the folder). Network by default: ``cifar10_lenet``. See :class:`ImageDataset` for the parameters.
+    """
+
+    title = "CIFAR-10"
+    classes = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+    image_shape = (3, 32, 32)
+    default_network = "cifar10_lenet"
+    folder = "cifar-10-batches-py"
+    archive = "cifar-10-python.tar.gz"
+    archive_md5 = "c58f30108f718f92721af3b95e74349a"
+    base_url = "https://www.cs.toronto.edu/~kriz"
+    #: batch file -> official MD5
+    batches = {
+        "data_batch_1": "c99cafc152244af753f735de768cd75f",
+        "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+        "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+        "data_batch_4": "634d18415352ddfa80567beed471001a",
+        "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+        "test_batch": "40351d587109b95175f43aff81a1287e",
+    }
+
+    @property
+    def batch_folder(self) -> Path:
+        return self.root / self.folder
+
+    def fetch(self) -> dict[str, Path]:
+        """Make sure the six batches are present and intact (downloading and extracting the archive
+        when one is missing); return their paths."""
+        paths = {name: self.batch_folder / name for name in self.batches}
+        if not all(p.is_file() for p in paths.values()):
+            archive = self.root / self.archive
+            url = f"{(self.url or self.base_url).rstrip('/')}/{self.archive}"
+            fetch_file(archive, self.archive_md5, [url], download_missing=self.download)
+            self.root.mkdir(parents=True, exist_ok=True)
+            # extract next to the final folder, then move the files in: a failed extraction leaves nothing half-done
+            with tempfile.TemporaryDirectory(dir=self.root, prefix=".extract-") as tmp:
+                _safe_extract(archive, Path(tmp), self.folder)
+                self.batch_folder.mkdir(parents=True, exist_ok=True)
+                for item in (Path(tmp) / self.folder).iterdir():
+                    target = self.batch_folder / item.name
+                    if item.is_file() and not target.exists():
+                        shutil.move(str(item), target)
+            missing = [name for name, p in paths.items() if not p.is_file()]
+            if missing:
+                raise DataError(f"{archive} lacks {', '.join(missing)}; it is not the CIFAR-10 python archive")
+        for name, md5 in self.batches.items():
+            verify_file(paths[name], md5, algorithm="md5")
+        return paths
+
+    def read(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        paths = self.fetch()
+        return _cached_read(paths, self._parse)
+
+    def _parse(self, paths: dict[str, Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        train = [read_cifar_batch(paths[name]) for name in self.batches if name != "test_batch"]
+        X_test, y_test = read_cifar_batch(paths["test_batch"])
+        return np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train]), X_test, y_test
+
+
+__all__ = [
+    "CIFAR10",
+    "MNIST",
+    "FashionMNIST",
+    "ImageDataset",
+    "fetch_file",
+    "global_contrast_normalization",
+    "read_cifar_batch",
+    "read_idx",
+    "scale_pixels",
+]
