@@ -189,6 +189,8 @@ def test_odds_table_spec_is_the_papers(odds_root):
     assert spec.seeds == list(range(10)) and spec.data["ratio_known_outlier"] == 0.01
     values, _ = spec.paper_values()
     assert values["Deep SAD"]["cardio"] == [95.0, 1.6]
+    labels = {m.label for m in spec.methods}
+    assert set(values) <= labels, f"paper columns without a method: {set(values) - labels}"
 
 
 def _mlflow_run(args: list[str], tracking_uri: str, tmp_path: Path, **env_extra: str) -> subprocess.CompletedProcess:
