@@ -17,11 +17,12 @@ import json
 import logging
 import math
 import os
+import sys
 import tempfile
 import time
 import warnings
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,14 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 from .callbacks import Callback  # noqa: E402
 from .detector import Detector, load_detector  # noqa: E402
 from .errors import SadkitError  # noqa: E402
+
+
+def terminate(client: MlflowClient, run_id: str, status: str) -> None:
+    """End a run. MLflow prints a link to the run on stdout when the store is a tracking server; it goes
+    to stderr here, so that stdout stays the command's own (one JSON object with ``--json``)."""
+    with redirect_stdout(sys.stderr):
+        client.set_terminated(run_id, status=status)
+
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_EXPERIMENT = "sadkit"
@@ -179,7 +188,7 @@ class Tracker:
             raise
         finally:
             logger.flush()
-            self.client.set_terminated(run.info.run_id, status=status)
+            terminate(self.client, run.info.run_id, status)
 
     def get_run(self, run_id: str) -> Any:
         return self.client.get_run(run_id)
@@ -375,7 +384,8 @@ def _image_grid_figure(images: np.ndarray, scores: np.ndarray, labels: np.ndarra
     ax.imshow(canvas, interpolation="nearest")
     for i, score in enumerate(scores):
         r, q = divmod(i, cols)
-        ax.text(q * cell_w + cell_w / 2, r * cell_h + h + 2 * pad + caption / 2, f"{score:.3g}", ha="center", va="center", fontsize=6)
+        x, y = q * cell_w + cell_w / 2, r * cell_h + h + 2 * pad + caption / 2
+        ax.text(x, y, f"{score:.3g}", ha="center", va="center", fontsize=6)
     ax.set_axis_off()
     subtitle = "; red frame = true anomaly" if labels is not None else ""
     ax.set_title(title + subtitle, fontsize=8)
@@ -467,7 +477,7 @@ def end_run(tracker: Tracker, run_id: str, status: str = "FAILED", tags: Mapping
     """End a run that its own process can no longer end (e.g. one whose worker was killed)."""
     if tags:
         set_run_tags(tracker, run_id, tags)
-    tracker.client.set_terminated(run_id, status=RunStatus.to_string(RunStatus.from_string(status)))
+    terminate(tracker.client, run_id, RunStatus.to_string(RunStatus.from_string(status)))
 
 
 # ------------------------------------------------------------------ a logged detector, back from a run
@@ -500,3 +510,30 @@ def download_detector(run_id: str, dst: str | os.PathLike, tracking_uri: str | N
     if not (Path(path) / "detector.json").is_file():
         raise SadkitError(f"MLflow run {run_id} in {uri} has no saved detector under {folder}")
     return Path(path)
+
+
+# ------------------------------------------------------------------ active learning (core/active.py)
+
+
+def log_active_curve(run: RunLogger, rounds: list[Mapping[str, Any]], title: str = "active learning") -> None:
+    """Plot test AUROC and anomalies found against the number of queries (``plots/active_curve.png``)
+    and log the rounds as ``active_rounds.json``. The per-round metrics (step = queries) are logged by
+    the loop itself as they come."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    queried = [int(r["queried"]) for r in rounds]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(queried, [r["test_auroc"] for r in rounds], marker="o", color="tab:blue", label="test AUROC")
+    ax.set(xlabel="queries", ylabel="test AUROC", title=title)
+    twin = ax.twinx()
+    twin.plot(queried, [r["anomalies_found"] for r in rounds], marker="s", color="tab:red", label="anomalies found")
+    twin.set_ylabel("anomalies found (cumulative)")
+    lines = ax.get_lines() + twin.get_lines()
+    ax.legend(lines, [line.get_label() for line in lines], loc="lower right")
+    fig.tight_layout()
+    run.client.log_figure(run.run_id, fig, "plots/active_curve.png")
+    plt.close(fig)
+    run.log_dict([dict(r) for r in rounds], "active_rounds.json")
