@@ -8,9 +8,10 @@ What is compared (same data, network, initial weights, optimiser, batch size and
   ``DataLoader`` (batch 128, shuffled, no workers: the reference's default), ``loss.item()`` after
   every batch, and the reference's modules (``nn.ConvTranspose2d`` after ``F.interpolate``, NCHW).
 * ``sadkit``: ``DeepSAD`` with its defaults (the training set in one tensor, batches are index slices,
-  one host sync per epoch, channels-last image batches, the decoder's fused polyphase upsampling).
+  one host sync per epoch, channels-last image batches, the decoder's fused polyphase upsampling, the
+  encoder's pooling before BatchNorm and LeakyReLU).
 * ``sadkit-plain`` (optional): sadkit's loop with the reference's layers (NCHW, interpolate +
-  transposed convolution): what the tensor-resident loop alone gives.
+  transposed convolution, BatchNorm -> LeakyReLU -> pool): what the tensor-resident loop alone gives.
 
 Setting: MNIST, normal class 0, gamma_l = 0.01 (one known anomaly class drawn by the seed),
 gamma_p = 0.1, no validation split, the whole test set for the AUROC. Throughput is
@@ -236,7 +237,9 @@ def run_sadkit(train, test, args, device, initial_state, plain: bool) -> dict[st
         def on_phase_end(self, phase: str) -> None:
             self.times[phase] = self._clock.stop()
 
-    options = {"channels_last": False, "net_params": {"fused_upsampling": False}} if plain else {}
+    options = (
+        {"channels_last": False, "net_params": {"fused_upsampling": False, "fused_pooling": False}} if plain else {}
+    )
     detector = DeepSAD(
         net_name="mnist_lenet",
         n_epochs=args.epochs,
@@ -386,7 +389,8 @@ def summarise(runs: list[dict[str, Any]], epochs: int) -> dict[str, dict[str, An
 def table(summary: dict[str, dict[str, Any]], clock: str) -> str:
     ref = summary.get("reference")
     lines = [
-        f"| pipeline ({clock} clock) | pretrain samples/s | train samples/s | combined samples/s | ratio (pretrain / train / combined) | test AUROC | peak RSS MB (+ during training) |",
+        f"| pipeline ({clock} clock) | pretrain samples/s | train samples/s | combined samples/s"
+        " | ratio (pretrain / train / combined) | test AUROC | peak RSS MB (+ during training) |",
         "|---|---:|---:|---:|---|---|---:|",
     ]
     for kind, row in summary.items():
@@ -454,7 +458,8 @@ def main(argv: list[str] | None = None) -> int:
         f"MNIST normal class {args.normal_class}, gamma_l 0.01, gamma_p 0.1, batch {BATCH}, {runs[0]['n_train']}"
         f" training samples, {args.epochs} autoencoder + {args.epochs} Deep SAD epochs, device {runs[0]['device']},"
         f" {runs[0]['threads']} torch thread(s), amp {args.amp or 'off'}, compile {args.compile},"
-        f" {args.repeats} interleaved repeat(s) (medians); torch {torch.__version__}, {platform.processor() or platform.machine()},"
+        f" {args.repeats} interleaved repeat(s) (medians); torch {torch.__version__},"
+        f" {platform.processor() or platform.machine()},"
         f" {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
     )
     text = header + "\n\n" + table(summary, "wall")

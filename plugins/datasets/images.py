@@ -241,8 +241,8 @@ class ImageDataset(Dataset):
     Args:
         root: data folder (torchvision's layout inside); default ``$SADKIT_DATA`` or the user cache.
         normal_class: the normal class, 0-9; the other nine are anomalies.
-        known_outlier_class: the class of the labeled anomalies when ``n_known_outlier_classes`` is 1;
-            None draws it with the seed (as the paper's scenarios do).
+        known_outlier_class: the class of the labeled anomalies (``n_known_outlier_classes`` must then
+            be 1); None draws the known classes with the seed (as the paper's scenarios do).
         n_known_outlier_classes: how many anomaly classes supply labeled anomalies (0-9); more than
             one are drawn with the seed.
         ratio_known_normal: fraction of labeled normals in the training set.
@@ -257,9 +257,10 @@ class ImageDataset(Dataset):
         download: download missing files; False makes a missing file an error.
 
     Raises:
-        InvalidInputError: a class outside 0-9, a known anomaly class equal to the normal class,
-            more known anomaly classes than the nine that exist, an unknown preprocessing (at
-            construction); a ratio the training set cannot satisfy (at :meth:`load`).
+        InvalidInputError: a class outside 0-9, a known anomaly class equal to the normal class or
+            given with ``n_known_outlier_classes`` other than 1, more known anomaly classes than the nine
+            that exist, an unknown preprocessing (at construction); a ratio the training set cannot
+            satisfy (at :meth:`load`).
         DataError: a file that is corrupt, truncated or cannot be downloaded (at :meth:`load`).
     """
 
@@ -310,7 +311,8 @@ class ImageDataset(Dataset):
         names = ", ".join(f"{i} {c}" for i, c in enumerate(self.classes))
         if not 0 <= self.normal_class < N_CLASSES:
             raise InvalidInputError(
-                f"normal_class must be one of the {self.title} classes 0-{N_CLASSES - 1} ({names}); got {self.normal_class}"
+                f"normal_class must be one of the {self.title} classes 0-{N_CLASSES - 1} ({names});"
+                f" got {self.normal_class}"
             )
         known = self.known_outlier_class
         if known is not None and not 0 <= known < N_CLASSES:
@@ -318,7 +320,7 @@ class ImageDataset(Dataset):
                 f"known_outlier_class must be one of the {self.title} classes 0-{N_CLASSES - 1} ({names}),"
                 f" or None to draw one with the seed; got {known}"
             )
-        if known is not None and known == self.normal_class and self.n_known_outlier_classes == 1:
+        if known is not None and known == self.normal_class:
             raise InvalidInputError(
                 f"known_outlier_class={known} is the normal class: labeled anomalies must come from another"
                 " class; choose one of the other nine, or known_outlier_class=None to draw one with the seed"
@@ -328,6 +330,12 @@ class ImageDataset(Dataset):
                 f"n_known_outlier_classes must be between 0 and {N_CLASSES - 1} (the anomaly classes are the"
                 f" {N_CLASSES - 1} classes other than normal_class={self.normal_class}); got"
                 f" {self.n_known_outlier_classes}"
+            )
+        if known is not None and self.n_known_outlier_classes != 1:
+            raise InvalidInputError(
+                f"known_outlier_class={known} names one known anomaly class but n_known_outlier_classes="
+                f"{self.n_known_outlier_classes}; set n_known_outlier_classes=1 to use that class, or"
+                " known_outlier_class=None to draw the known classes with the seed"
             )
         if self.preprocessing not in PREPROCESSING:
             raise InvalidInputError(
@@ -357,7 +365,10 @@ class ImageDataset(Dataset):
         for what, labels in (("training", labels_train), ("test", labels_test)):
             bad = labels[(labels < 0) | (labels >= N_CLASSES)]
             if bad.size:
-                raise DataError(f"the {self.title} {what} labels hold classes outside 0-9: {np.unique(bad)[:5].tolist()}")
+                raise DataError(
+                    f"the {self.title} {what} labels hold classes outside 0-9: {np.unique(bad)[:5].tolist()};"
+                    " the files are not the official ones"
+                )
         rng = np.random.default_rng(self.seed)
         outliers = self.outlier_classes
         known = resolve_known_outlier_classes(outliers, self.known_outlier_class, self.n_known_outlier_classes, rng)

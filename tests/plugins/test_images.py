@@ -104,7 +104,11 @@ def use_checksums_of(monkeypatch: pytest.MonkeyPatch, cls: type, raw: Path) -> N
 
 def cifar_batch_bytes(images_: np.ndarray, labels: np.ndarray, bytes_keys: bool = False) -> bytes:
     """A CIFAR-10 python batch: a pickle (protocol 2, as Python 2 wrote them) of data (n, 3072) and labels."""
-    entry = {"batch_label": "testing batch", "labels": [int(v) for v in labels], "data": images_.reshape(len(images_), -1)}
+    entry = {
+        "batch_label": "testing batch",
+        "labels": [int(v) for v in labels],
+        "data": images_.reshape(len(images_), -1),
+    }
     if bytes_keys:
         entry = {k.encode(): v for k, v in entry.items()}
     return pickle.dumps(entry, protocol=2)
@@ -322,6 +326,15 @@ def test_the_network_follows_the_dataset() -> None:
         ({"normal_class": True}, r"normal_class must be an integer"),
         ({"known_outlier_class": 12}, r"known_outlier_class must be one of the MNIST classes 0-9"),
         ({"normal_class": 4, "known_outlier_class": 4}, r"known_outlier_class=4 is the normal class"),
+        (
+            {"normal_class": 4, "known_outlier_class": 4, "n_known_outlier_classes": 3},
+            r"known_outlier_class=4 is the normal class",
+        ),
+        (
+            {"known_outlier_class": 2, "n_known_outlier_classes": 3},
+            r"known_outlier_class=2 names one known anomaly class but n_known_outlier_classes=3",
+        ),
+        ({"known_outlier_class": 2, "n_known_outlier_classes": 0}, r"set n_known_outlier_classes=1"),
         ({"n_known_outlier_classes": 10}, r"n_known_outlier_classes must be between 0 and 9 .* got 10"),
         ({"n_known_outlier_classes": -1}, r"n_known_outlier_classes must be between 0 and 9"),
         ({"preprocessing": "zca"}, r"preprocessing must be one of scale, gcn"),
@@ -338,6 +351,16 @@ def test_class_errors_name_the_dataset_classes() -> None:
         CIFAR10(root="/nonexistent", normal_class=11)
     with pytest.raises(InvalidInputError, match="Fashion-MNIST"):
         FashionMNIST(root="/nonexistent", normal_class=10)
+
+
+def test_labels_outside_0_to_9_in_the_files_are_an_error(mnist_root, monkeypatch: pytest.MonkeyPatch) -> None:
+    root, arrays = mnist_root
+    labels = arrays["t10k-labels-idx1-ubyte.gz"].copy()
+    labels[3] = 12
+    write_gz(root / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz", idx_bytes(labels))
+    use_checksums_of(monkeypatch, MNIST, root / "MNIST" / "raw")
+    with pytest.raises(DataError, match=r"MNIST test labels hold classes outside 0-9: \[12\]"):
+        MNIST(root=root).load()
 
 
 def test_too_many_labeled_anomalies_is_a_clear_error(mnist_root) -> None:

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sadkit import AutoEncoder, InvalidInputError, create_detector, create_network
-from sadkit.plugins.networks.lenet import UpsampleConvTranspose2d
+from sadkit.plugins.networks.lenet import UpsampleConvTranspose2d, bn_leaky_pool
 from sadkit.training import Schedule, resolve_amp
 
 SHAPES = {"mnist_lenet": (1, 28, 28), "fmnist_lenet": (1, 28, 28), "cifar10_lenet": (3, 32, 32)}
@@ -155,6 +155,68 @@ def test_fused_and_reference_decoders_agree(name: str) -> None:
     loss_p.backward()
     for (key, a), (_, b) in zip(fused.named_parameters(), plain.named_parameters(), strict=True):
         assert torch.allclose(a.grad, b.grad, rtol=1e-7, atol=1e-9), key
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("shape", [(16, 8, 28, 28), (5, 3, 7, 9)])
+def test_pooling_first_equals_batchnorm_leaky_relu_then_pool(shape: tuple, channels_last: bool) -> None:
+    """Same output, input gradient and running statistics as the reference's three steps (float64)."""
+    torch.manual_seed(0)
+    x = torch.randn(*shape, dtype=torch.float64) * 2 + 0.5
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    g = torch.randn(shape[0], shape[1], shape[2] // 2, shape[3] // 2, dtype=torch.float64)
+    bn_fused, bn_ref = (nn.BatchNorm2d(shape[1], eps=1e-4, affine=False).double() for _ in range(2))
+    for _ in range(2):  # two steps: the running averages follow BatchNorm's
+        out = bn_leaky_pool(x, bn_fused, 0.1)
+        ref = F.max_pool2d(F.leaky_relu(bn_ref(x), 0.1), 2)
+        assert torch.allclose(out, ref, rtol=1e-12, atol=1e-12)
+        (grad,) = torch.autograd.grad(out, x, g)
+        (ref_grad,) = torch.autograd.grad(ref, x, g)
+        assert torch.allclose(grad, ref_grad, rtol=1e-10, atol=1e-12)
+    for key, value in bn_ref.state_dict().items():
+        assert torch.allclose(bn_fused.state_dict()[key].double(), value.double(), rtol=1e-12), key
+    bn_fused.eval()
+    bn_ref.eval()
+    with torch.no_grad():
+        out, ref = bn_leaky_pool(x, bn_fused, 0.1), F.max_pool2d(F.leaky_relu(bn_ref(x), 0.1), 2)
+        assert torch.allclose(out, ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_fused_and_reference_encoders_train_alike(name: str) -> None:
+    """A training step of each encoder with and without pooling first: same loss, gradients and statistics."""
+    torch.manual_seed(2)
+    fused = create_network(name, SHAPES[name])
+    plain = create_network(name, SHAPES[name], fused_pooling=False)
+    plain.load_state_dict(fused.state_dict())
+    x = torch.rand(12, *SHAPES[name])
+    losses = []
+    for net in (fused, plain):
+        loss = (net(x) ** 2).sum(1).mean()
+        loss.backward()
+        losses.append(loss.detach())
+    assert torch.allclose(losses[0], losses[1], rtol=1e-5)
+    for (key, a), (_, b) in zip(fused.named_parameters(), plain.named_parameters(), strict=True):
+        assert torch.allclose(a.grad, b.grad, rtol=1e-3, atol=1e-5 * b.grad.abs().max()), key
+    for (key, a), (_, b) in zip(fused.state_dict().items(), plain.state_dict().items(), strict=True):
+        assert torch.allclose(a.double(), b.double(), rtol=1e-5, atol=1e-7), key
+    fused.eval()
+    plain.eval()
+    with torch.no_grad():
+        assert torch.allclose(fused(x), plain(x), rtol=1e-4, atol=1e-5)
+
+
+def test_pooling_first_keeps_the_plain_path_where_it_would_not_be_exact() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 6, 6)
+    affine = nn.BatchNorm2d(3, eps=1e-4)
+    with torch.no_grad():
+        affine.weight.copy_(torch.tensor([1.0, -2.0, 0.5]))  # a negative scale reverses the order
+    assert torch.allclose(bn_leaky_pool(x, affine, 0.01), F.max_pool2d(F.leaky_relu(affine(x), 0.01), 2))
+    bn = nn.BatchNorm2d(3, eps=1e-4, affine=False)
+    assert torch.allclose(bn_leaky_pool(x, bn, -0.5), F.max_pool2d(F.leaky_relu(bn(x), -0.5), 2))
 
 
 # --------------------------------------------------------------------------------------------------
