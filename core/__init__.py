@@ -20,6 +20,7 @@ from .errors import (
     PluginLoadError,
     PluginNotFoundError,
     SadkitError,
+    SignalNotAvailableError,
     SpecError,
 )
 from .metrics import auprc, auroc
@@ -49,6 +50,7 @@ __all__ = [
     "PluginLoadError",
     "PluginNotFoundError",
     "SadkitError",
+    "SignalNotAvailableError",
     "Split",
     "SpecError",
     "auprc",

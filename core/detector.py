@@ -23,7 +23,7 @@ from sklearn.base import BaseEstimator
 
 from .callbacks import Callback
 from .data import check_features, check_semi_labels
-from .errors import InvalidInputError, NotFittedError, SadkitError
+from .errors import InvalidInputError, NotFittedError, SadkitError, SignalNotAvailableError
 
 PARAMS_FILE = "detector.json"
 STATE_FILE = "state.pt"
@@ -124,6 +124,39 @@ class Detector(BaseEstimator, ABC):
     @property
     def is_fitted(self) -> bool:
         return hasattr(self, "input_shape_")
+
+    # ----------------------------------------------------------------------------- per-sample signal
+    def signal(self, X: Any) -> np.ndarray:
+        """Per-sample signal vectors ``(n, d)`` behind the scores, for layers stacked on the detector.
+
+        An active-learning layer (``sadkit active``) learns on these features and the score. A detector
+        offers them by implementing ``_signal`` (e.g. per-feature reconstruction errors); one that has a
+        scikit-learn style ``transform(X)`` (a learned representation) offers that by default.
+
+        Raises:
+            SignalNotAvailableError: the detector has neither (see :meth:`has_signal`).
+        """
+        if not type(self).has_signal():
+            raise SignalNotAvailableError(
+                f"detector {type(self).__name__} has no per-sample signal to stack a layer on: it implements"
+                " neither _signal(X) nor transform(X); use a deep detector that does (e.g. esad, deepsad)"
+            )
+        self._check_fitted()
+        X = self._check_shape(check_features(X), self.input_shape_)
+        features = np.asarray(self._signal(X), dtype=np.float64)
+        features = features.reshape(len(X), -1)
+        if not np.isfinite(features).all():
+            raise SadkitError(f"{type(self).__name__}.signal returned NaN or infinite values")
+        return features
+
+    @classmethod
+    def has_signal(cls) -> bool:
+        """Whether :meth:`signal` is available (checked before anything is fitted)."""
+        return cls._signal is not Detector._signal or callable(getattr(cls, "transform", None))
+
+    def _signal(self, X: np.ndarray) -> np.ndarray:
+        """Signal of validated ``X``; the default is ``transform(X)`` when the detector has one."""
+        return self.transform(X)  # type: ignore[attr-defined]  # has_signal() checked it exists
 
     # ----------------------------------------------------------------------------- persistence
     def save(self, path: str | os.PathLike) -> Path:

@@ -35,6 +35,10 @@ class NotFittedError(SadkitError, AttributeError):
     """A detector used before `fit`."""
 
 
+class SignalNotAvailableError(SadkitError):
+    """A detector without a per-sample signal (``Detector.signal``) where one is needed."""
+
+
 class SpecError(SadkitError):
     """An experiment specification with a missing or unknown key."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from .active import active_command
 from .common import state
 from .plugins import plugins_app
 from .reproduce import reproduce_command
@@ -30,6 +31,7 @@ app.command("run", no_args_is_help=True)(run_command)
 app.add_typer(plugins_app, name="plugins")
 app.command("study", no_args_is_help=True)(study_command)
 app.command("reproduce", no_args_is_help=True)(reproduce_command)
+app.command("active", no_args_is_help=True)(active_command)
 
 
 def main() -> None:

@@ -1,0 +1,242 @@
+"""An active layer on any detector's per-sample signal (after Pimentel et al., arXiv 1805.09411).
+
+Pimentel et al. turn an unsupervised deep anomaly detector into an active one with a small layer on top
+of the detector's per-sample signal, trained on the labels an expert gives for the samples it queries.
+Here that layer is a detector of its own, ``active``, wrapping any registered detector (``base``) that
+offers :meth:`sadkit.Detector.signal`::
+
+    logit(x) = a * t(s(x)) + w . t(f(x)) + b        p(anomaly | x) = sigmoid(logit(x))
+
+with ``s`` the base detector's score, ``f`` its signal vector (ESAD: per-input reconstruction errors and
+the squared second code; Deep SAD: its representation), ``t`` the monotone ``sign(v) log(1 + |v|)``
+followed by standardisation with the training set's mean and deviation (distances are heavy-tailed).
+The layer starts as the base detector: ``a = 1``, ``w = 0`` and ``b`` such that ``p = 0.5`` at the
+``1 - prior`` quantile of the training scores, so before any label the ranking is the base detector's.
+It is fitted by maximum a posteriori logistic regression on the labeled samples (labeled anomalies
+``semi_y = -1`` are class 1, labeled normals ``+1`` class 0, classes weighted to balance), with a
+Gaussian prior of precision ``l2`` pulling ``(a, w, b)`` back to that start: a convex problem, solved
+to convergence with L-BFGS in float64, so the same labels give the same layer.
+
+Differences from the paper, and why: the paper trains the layer jointly with the network (gradients
+of the labeled loss reach the detector). Here the base detector is fitted by its own plugin and frozen,
+which keeps the layer plugin-agnostic (any detector with a signal, deep or shallow) and makes an update
+cost milliseconds; ``refit_base=True`` refits the base detector on every update with the labels so far
+as semi-supervised labels, the sadkit counterpart of joint training for detectors that learn from
+labels (Deep SAD, ESAD). ``warm_start=True`` (what the active loop uses) keeps an already fitted base
+detector when ``fit`` is called again on data of the same shape, and refits only the layer.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from sadkit import Callback, Detector, InvalidInputError, create_detector
+from sadkit.errors import SignalNotAvailableError
+from sadkit.registry import get
+
+
+def signed_log(v: np.ndarray) -> np.ndarray:
+    """``sign(v) * log(1 + |v|)``: monotone, tames heavy tails, defined for every real."""
+    return np.sign(v) * np.log1p(np.abs(v))
+
+
+class ActiveDetector(Detector):
+    """A logistic layer on a base detector's score and signal, fitted on labeled samples.
+
+    Args:
+        base: registered name of the base detector (must offer a per-sample signal).
+        base_params: parameters of the base detector.
+        l2: precision of the Gaussian prior that pulls the layer back to the base detector.
+        prior: expected share of anomalies; sets the initial decision boundary (p = 0.5) at the
+            ``1 - prior`` quantile of the training scores.
+        refit_base: refit the base detector with the labels on every ``fit`` (else it is fitted once
+            when ``warm_start`` holds it).
+        warm_start: keep a fitted base detector across ``fit`` calls on data of the same shape.
+        max_iter: L-BFGS iterations of the layer fit.
+        net_name, seed, device: passed to the base detector when it takes them and ``base_params`` does
+            not set them (so ``sadkit run active DATASET`` gives the base the dataset's network and the seed).
+    """
+
+    fast_params = {"base_params": {"n_epochs": 2, "lr_milestones": [1], "device": "cpu"}}
+
+    def __init__(
+        self,
+        base: str = "esad",
+        base_params: dict[str, Any] | None = None,
+        l2: float = 100.0,
+        prior: float = 0.05,
+        refit_base: bool = False,
+        warm_start: bool = False,
+        max_iter: int = 200,
+        net_name: str | None = None,
+        seed: int | None = 0,
+        device: str = "auto",
+    ) -> None:
+        self.base = base
+        self.base_params = base_params
+        self.l2 = l2
+        self.prior = prior
+        self.refit_base = refit_base
+        self.warm_start = warm_start
+        self.max_iter = max_iter
+        self.net_name = net_name
+        self.seed = seed
+        self.device = device
+
+    @classmethod
+    def search_space(cls, trial: Any) -> dict[str, Any]:
+        return {
+            "l2": trial.suggest_float("l2", 1e-2, 1e2, log=True),
+            "prior": trial.suggest_float("prior", 0.005, 0.3, log=True),
+        }
+
+    # ------------------------------------------------------------------ fitting
+    def _check_params(self) -> type[Detector]:
+        if not (self.l2 > 0):
+            raise InvalidInputError(f"active: l2 must be > 0 (the prior's precision), got {self.l2!r}")
+        if not (0 < self.prior < 1):
+            raise InvalidInputError(f"active: prior must be in (0, 1) (an expected anomaly share), got {self.prior!r}")
+        if int(self.max_iter) < 1:
+            raise InvalidInputError(f"active: max_iter must be >= 1, got {self.max_iter!r}")
+        base_cls = get("detectors", self.base)
+        if base_cls is type(self):
+            raise InvalidInputError("active: the base detector cannot be 'active' itself; name a detector such as esad")
+        if not base_cls.has_signal():
+            raise SignalNotAvailableError(
+                f"active: detector {self.base!r} has no per-sample signal to put the active layer on (it"
+                " implements neither _signal nor transform); use esad, deepsad or deepsvdd"
+            )
+        return base_cls
+
+    def _base_params(self) -> dict[str, Any]:
+        params = dict(self.base_params or {})
+        accepted = get("detectors", self.base)._get_param_names()
+        for name in ("net_name", "seed", "device"):
+            value = getattr(self, name)
+            if name in accepted and params.get(name) is None and value is not None:
+                params[name] = value
+        return params
+
+    def _fit(self, X: np.ndarray, semi_y: np.ndarray, *, eval_set, callbacks: list[Callback]) -> None:
+        self._check_params()
+        started = time.perf_counter()
+        reuse = (
+            self.warm_start
+            and not self.refit_base
+            and getattr(self, "base_", None) is not None
+            and getattr(self, "base_input_shape_", None) == tuple(X.shape[1:])
+            and getattr(self, "base_n_", None) == len(X)
+            and getattr(self, "train_inputs_", None) is not None
+        )
+        if not reuse:
+            base = create_detector(self.base, **self._base_params())
+            base.fit(X, semi_y, eval_set=eval_set, callbacks=callbacks)
+            self.base_ = base
+            self.base_input_shape_ = tuple(X.shape[1:])
+            self.base_n_ = len(X)
+            scores = base.score(X)
+            features = base.signal(X)
+            # standardisation statistics of the training set (fixed once the base detector is fitted)
+            raw = np.column_stack([signed_log(scores), signed_log(features)])
+            self.mean_ = raw.mean(axis=0)
+            self.scale_ = np.where(raw.std(axis=0) > 1e-12, raw.std(axis=0), 1.0)
+            self.train_inputs_ = (raw - self.mean_) / self.scale_
+        inputs = self.train_inputs_
+        start = np.zeros(inputs.shape[1], dtype=np.float64)
+        start[0] = 1.0
+        bias0 = -float(np.quantile(inputs[:, 0], 1.0 - float(self.prior)))
+        labeled = semi_y != 0
+        targets = (semi_y[labeled] == -1).astype(np.float64)
+        self.coef_, self.bias_ = self._fit_layer(inputs[labeled], targets, start, bias0)
+        self.n_labeled_ = int(labeled.sum())
+        self.timings_ = {
+            "pretrain": 0.0 if reuse else float(getattr(self.base_, "timings_", {}).get("pretrain", 0.0)),
+            "train": time.perf_counter() - started,
+        }
+
+    def _fit_layer(self, Z: np.ndarray, t: np.ndarray, start: np.ndarray, bias0: float) -> tuple[np.ndarray, float]:
+        """MAP logistic regression with a Gaussian prior centred on ``(start, bias0)``."""
+        if len(t) == 0:
+            return start.copy(), bias0
+        Z_t = torch.as_tensor(Z, dtype=torch.float64)
+        t_t = torch.as_tensor(t, dtype=torch.float64)
+        n_pos, n_neg = float(t.sum()), float(len(t) - t.sum())
+        weights = torch.where(t_t == 1, 0.5 / max(n_pos, 1.0), 0.5 / max(n_neg, 1.0))
+        if n_pos == 0 or n_neg == 0:
+            weights = torch.full_like(t_t, 1.0 / len(t))
+        one_class = n_pos == 0 or n_neg == 0
+        start_t = torch.as_tensor(np.append(start, bias0), dtype=torch.float64)
+        # Labels of one class only say where the boundary lies, not which direction separates the classes:
+        # then only the bias moves (the ranking stays the base detector's).
+        free = torch.zeros_like(start_t)
+        free[-1] = 1.0
+        if not one_class:
+            free[:] = 1.0
+        delta = torch.zeros_like(start_t, requires_grad=True)
+        optimizer = torch.optim.LBFGS(
+            [delta], lr=1.0, max_iter=int(self.max_iter), tolerance_grad=1e-10, line_search_fn="strong_wolfe"
+        )
+        l2 = float(self.l2)
+
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad()
+            params = start_t + free * delta
+            logits = Z_t @ params[:-1] + params[-1]
+            bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, t_t, reduction="none")
+            loss = (weights * bce).sum() + 0.5 * l2 * torch.sum((free * delta) ** 2) / len(t)
+            loss.backward()
+            return loss
+
+        optimizer.step(closure)
+        solution = (start_t + free * delta).detach().numpy()
+        return solution[:-1].copy(), float(solution[-1])
+
+    # ------------------------------------------------------------------ scoring
+    def _inputs(self, X: np.ndarray) -> np.ndarray:
+        raw = np.column_stack([signed_log(self.base_.score(X)), signed_log(self.base_.signal(X))])
+        return (raw - self.mean_) / self.scale_
+
+    def _score(self, X: np.ndarray) -> np.ndarray:
+        """The layer's logit: higher means more anomalous; ``sigmoid(score)`` is p(anomaly)."""
+        return self._inputs(X) @ self.coef_ + self.bias_
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """``(n, 2)``: probabilities of normal and anomaly (scikit-learn's column order)."""
+        p = 1.0 / (1.0 + np.exp(-np.clip(self.score(X), -500, 500)))
+        return np.column_stack([1.0 - p, p])
+
+    # ------------------------------------------------------------------ persistence
+    def _get_state(self) -> dict[str, Any]:
+        return {
+            "base_state": self.base_._get_state(),
+            "base_input_shape": list(self.base_.input_shape_),
+            "base_n": self.base_n_,
+            "mean": self.mean_,
+            "scale": self.scale_,
+            "coef": self.coef_,
+            "bias": self.bias_,
+            "n_labeled": self.n_labeled_,
+            "timings": dict(self.timings_),
+        }
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        base = create_detector(self.base, **self._base_params())
+        base.input_shape_ = tuple(int(d) for d in state["base_input_shape"])
+        base._set_state(state["base_state"])
+        self.base_ = base
+        self.base_input_shape_ = base.input_shape_
+        self.base_n_ = int(state["base_n"])
+        self.mean_ = _array(state["mean"])
+        self.scale_ = _array(state["scale"])
+        self.coef_ = _array(state["coef"])
+        self.bias_ = float(state["bias"])
+        self.n_labeled_ = int(state["n_labeled"])
+        self.timings_ = dict(state["timings"])
+
+
+def _array(value: Any) -> np.ndarray:
+    return value.numpy() if isinstance(value, torch.Tensor) else np.asarray(value)

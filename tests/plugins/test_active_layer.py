@@ -1,0 +1,121 @@
+"""The active layer: starts as its base detector, learns from both classes, moves only its bias on one."""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import pytest
+
+from sadkit import InvalidInputError, auroc
+from sadkit.errors import SignalNotAvailableError
+from sadkit.plugins.active.detector import ActiveDetector
+
+ESAD_FAST = {"n_epochs": 2, "lr_milestones": [1], "device": "cpu"}
+
+# A real detector plugin, installed through an entry point, whose score ignores the feature that
+# separates the anomalies (column 1) but whose signal carries it: the layer has something to learn.
+TOY = textwrap.dedent(
+    '''
+    import numpy as np
+    from sadkit import Detector
+
+    class FirstColumn(Detector):
+        """Scores by the first feature; its signal is every feature."""
+
+        def __init__(self, seed=0):
+            self.seed = seed
+
+        def _fit(self, X, semi_y, *, eval_set, callbacks):
+            self.fitted_at_ = float(X.sum())
+
+        def _score(self, X):
+            return X[:, 0].astype(np.float64)
+
+        def _signal(self, X):
+            return X
+
+        def _get_state(self):
+            return {"fitted_at": self.fitted_at_}
+
+        def _set_state(self, state):
+            self.fitted_at_ = state["fitted_at"]
+    '''
+)
+
+
+@pytest.fixture
+def toy(fake_distribution, tmp_path):
+    (tmp_path / "site" / "toy_active_base.py").write_text(TOY)
+    fake_distribution("toy-active-base", {"sadkit.detectors": {"firstcolumn": "toy_active_base:FirstColumn"}})
+    rng = np.random.default_rng(0)
+    n, n_anom = 400, 40
+    X = rng.uniform(0, 1, size=(n, 3)).astype(np.float32)
+    y = np.zeros(n, dtype=np.int64)
+    y[:n_anom] = 1
+    X[:n_anom, 1] = rng.uniform(0.8, 1.0, size=n_anom)  # anomalies: high column 1
+    X[n_anom:, 1] = rng.uniform(0.0, 0.7, size=n - n_anom)
+    return X, y
+
+
+def test_without_labels_the_layer_ranks_exactly_like_its_base(toy):
+    X, y = toy
+    layer = ActiveDetector(base="firstcolumn").fit(X)
+    base_scores = layer.base_.score(X)
+    assert np.array_equal(np.argsort(layer.score(X), kind="stable"), np.argsort(base_scores, kind="stable"))
+    assert auroc(y, layer.score(X)) == pytest.approx(auroc(y, base_scores))
+    # the decision boundary (p = 0.5) sits at the 1 - prior quantile of the training scores
+    assert (layer.predict_proba(X)[:, 1] > 0.5).mean() == pytest.approx(0.05, abs=0.01)
+
+
+def test_labels_of_both_classes_teach_the_layer_what_its_base_misses(toy):
+    X, y = toy
+    semi = np.zeros(len(X), dtype=np.int64)
+    semi[:8] = -1  # 8 labeled anomalies
+    semi[100:140] = 1  # 40 labeled normals
+    before = auroc(y, ActiveDetector(base="firstcolumn").fit(X).score(X))
+    after = auroc(y, ActiveDetector(base="firstcolumn", l2=1.0).fit(X, semi).score(X))
+    assert before < 0.7 and after > 0.95
+
+
+def test_labels_of_one_class_only_move_the_boundary_not_the_ranking(toy):
+    X, _ = toy
+    semi = np.zeros(len(X), dtype=np.int64)
+    semi[100:140] = 1  # normals only
+    unlabeled = ActiveDetector(base="firstcolumn").fit(X)
+    normals = ActiveDetector(base="firstcolumn").fit(X, semi)
+    assert np.array_equal(np.argsort(unlabeled.score(X)), np.argsort(normals.score(X)))
+    assert normals.bias_ < unlabeled.bias_  # labeled normals lower every p(anomaly)
+
+
+def test_warm_start_keeps_the_fitted_base_and_refit_base_does_not():
+    from sadkit.testing import make_data
+
+    X, semi, _ = make_data((5,))
+    warm = ActiveDetector(base_params=ESAD_FAST, warm_start=True).fit(X, np.zeros_like(semi))
+    base = warm.base_
+    warm.fit(X, semi)
+    assert warm.base_ is base and warm.n_labeled_ == int((semi != 0).sum())
+    refit = ActiveDetector(base_params=ESAD_FAST, warm_start=True, refit_base=True).fit(X, np.zeros_like(semi))
+    first = refit.base_
+    refit.fit(X, semi)
+    assert refit.base_ is not first
+
+
+def test_a_base_without_signal_is_refused_before_fitting():
+    from sadkit.testing import make_data
+
+    X, semi, _ = make_data((5,))
+    with pytest.raises(SignalNotAvailableError, match="'supervised' has no per-sample signal"):
+        ActiveDetector(base="supervised").fit(X, semi)
+
+
+@pytest.mark.parametrize(
+    "params, match", [({"l2": 0.0}, "l2"), ({"prior": 1.5}, "prior"), ({"base": "active"}, "itself")]
+)
+def test_bad_layer_parameters_are_clear_errors(params, match):
+    from sadkit.testing import make_data
+
+    X, semi, _ = make_data((5,))
+    with pytest.raises(InvalidInputError, match=match):
+        ActiveDetector(**params).fit(X, semi)
