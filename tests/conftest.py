@@ -36,6 +36,25 @@ def odds_root(shared_data: Path) -> Path:
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
+# --------------------------------------------------------------------------------------------------
+# Threads: under pytest-xdist each worker is pinned to its own share of the cores, so torch (which sadkit sizes to
+# the cores a process may use) runs one thread per worker instead of every worker using every core.
+# --------------------------------------------------------------------------------------------------
+
+
+def _pin_xdist_worker() -> None:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw") or not hasattr(os, "sched_setaffinity"):
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    n_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if n_workers <= 1 or n_workers > len(cores):
+        return
+    os.sched_setaffinity(0, set(cores[int(worker[2:]) :: n_workers]))
+
+
+_pin_xdist_worker()
+
 
 @pytest.fixture(scope="session")
 def _mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
