@@ -291,8 +291,13 @@ def reproduce(
     out: str | Path,
     workers: int = 1,
     on_cell: Callable[[CellResult, int, int], None] | None = None,
+    report_only: bool = False,
 ) -> dict[str, Any]:
-    """Run (or read back) every cell, aggregate, and write table.md, cells.csv, runs.csv, plot.png."""
+    """Run (or read back) every cell, aggregate, and write table.md, cells.csv, runs.csv, plot.png.
+
+    With ``report_only`` nothing is computed: the outputs hold the cells that already finished (a table
+    entry from fewer seeds than the spec's says ``n=``), e.g. to look at a long reproduction half-way.
+    """
     from .tracking import Tracker
 
     out = Path(out)
@@ -326,6 +331,9 @@ def reproduce(
             {"reproduction": spec.name, "n_cells": len(cells), "n_reused": len(results), "workers": workers}
         )
         done = len(results)
+        missing = len(todo) if report_only else 0
+        if report_only:
+            todo = []
         if workers <= 1:
             for cell in todo:
                 result = _run_cell(cell, parent.run_id)
@@ -345,13 +353,14 @@ def reproduce(
         _write_outputs(spec, out, results, summary, source)
         for name in ("table.md", "cells.csv", "runs.csv", "plot.png"):
             parent.log_artifact(out / name)
-        parent.log_metrics({"n_computed": len(todo), "n_reused": len(cells) - len(todo)})
+        parent.log_metrics({"n_computed": len(todo), "n_reused": len(results) - len(todo), "n_missing": missing})
         run_id = parent.run_id
     return {
         "parent_run_id": run_id,
         "n_cells": len(cells),
         "n_computed": len(todo),
-        "n_reused": len(cells) - len(todo),
+        "n_reused": len(results) - len(todo),
+        "n_missing": missing,
         "out": str(out),
         "cells": summary,
     }
@@ -421,8 +430,9 @@ def _write_outputs(
         cells = [row]
         for m in spec.methods:
             s = next(x for x in summary if x["row"] == row and x["method"] == m.label)
+            partial = f" (n={s['n']})" if 0 < s["n"] < len(spec.seeds) else ""
             cells += [
-                _fmt(s["mean"], s["std"]),
+                _fmt(s["mean"], s["std"]) + partial,
                 _fmt(s["paper_mean"], s["paper_std"]),
                 "" if math.isnan(s["diff"]) else f"{s['diff']:+.1f}",
             ]

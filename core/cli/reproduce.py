@@ -17,6 +17,9 @@ def reproduce_command(
     workers: int = typer.Option(1, "--workers", min=1, help="Cells run in this many parallel processes."),
     seeds: int | None = typer.Option(None, "--seeds", help="Use only the first N seeds of the spec."),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="MLflow tracking URI."),
+    report_only: bool = typer.Option(
+        False, "--report-only", help="Compute nothing: write the outputs from the cells already finished."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
     """Run every cell of SPEC (skipping cells already FINISHED in the MLflow store), then write a
@@ -37,12 +40,14 @@ def reproduce_command(
                     highlight=False,
                 )
 
-        summary = reproduce(parsed, target, workers=workers, on_cell=report)
+        summary = reproduce(parsed, target, workers=workers, on_cell=report, report_only=report_only)
     if as_json:
         typer.echo(json.dumps(json_safe(summary)))
     else:
         typer.echo((target / "table.md").read_text())
         err_console.print(
-            f"{summary['n_computed']} cell(s) computed, {summary['n_reused']} read back; written to {target}",
+            f"{summary['n_computed']} cell(s) computed, {summary['n_reused']} read back"
+            + (f", {summary['n_missing']} not computed (--report-only)" if summary["n_missing"] else "")
+            + f"; written to {target}",
             highlight=False,
         )

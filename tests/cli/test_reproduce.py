@@ -82,13 +82,14 @@ def test_reproduce_writes_table_csv_plot_and_parent_run(tracking_uri, tmp_path):
 
 def test_interrupted_reproduction_resumes_without_recomputing(tracking_uri, tmp_path):
     """A real SIGTERM half-way; the restart computes exactly the cells that had not finished."""
-    spec = _spec(tmp_path, seeds=4)
+    spec = _spec(tmp_path, seeds=6)  # 24 cells: plenty still to do when the signal comes
+    total = 24
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
     cmd = [str(BIN / "sadkit"), "reproduce", str(spec), "--out", str(tmp_path / "out")]
     proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        time.sleep(0.5)
+        time.sleep(0.2)
         try:
             if len(_finished_keys(tracking_uri)) >= 3:
                 break
@@ -98,14 +99,14 @@ def test_interrupted_reproduction_resumes_without_recomputing(tracking_uri, tmp_
     proc.communicate(timeout=60)
     assert proc.returncode != 0
     before = set(_finished_keys(tracking_uri))
-    assert 3 <= len(before) < 16
+    assert 3 <= len(before) < total
     done = subprocess.run([*cmd, "--json"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["n_reused"] == len(before)
-    assert summary["n_computed"] == 16 - len(before)
+    assert summary["n_computed"] == total - len(before)
     keys = _finished_keys(tracking_uri)
-    assert len(keys) == 16 == len(set(keys)), "a cell was computed twice or lost"
+    assert len(keys) == total == len(set(keys)), "a cell was computed twice or lost"
     all_keys = {c.key for c in ReproductionSpec.from_yaml(spec).cells()}
     assert set(keys) == all_keys
 
@@ -252,3 +253,17 @@ def test_a_cell_without_known_anomaly_classes_runs_without_labeled_anomalies(tmp
 
     train, _, _ = registry.create_dataset("synthetic", seed=0, **cells[0].data).load()
     assert (train.semi_y == -1).sum() == 0
+
+
+def test_report_only_writes_the_finished_cells_and_computes_nothing(tracking_uri, tmp_path):
+    spec = str(_spec(tmp_path, seeds=2))
+    first = CliRunner().invoke(app, ["reproduce", spec, "--seeds", "1", "--out", str(tmp_path / "a"), "--json"])
+    assert first.exit_code == 0, first.stderr
+    assert json.loads(first.stdout)["n_computed"] == 4
+    out = tmp_path / "b"
+    result = CliRunner().invoke(app, ["reproduce", spec, "--report-only", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["n_computed"], summary["n_reused"], summary["n_missing"]) == (0, 4, 4)
+    assert len(_finished_keys(tracking_uri)) == 4  # nothing new ran
+    assert "(n=1)" in (out / "table.md").read_text()
