@@ -196,6 +196,8 @@ def table(rows: list[dict], methods: list[str]) -> str:
             lines.append("| | paper | " + " | ".join(cells) + " |")
             deltas = [f"{np.mean(v) - m:+.1f}" if v else "" for v, (m, _) in zip(per_dataset, paper, strict=True)]
             lines.append("| | Δ | " + " | ".join(deltas) + " |")
+    seeds = [len({int(r["seed"]) for r in rows if r["dataset"] == d and r["method"] in methods}) for d in DATASETS]
+    lines += ["", "Seeds per dataset: " + ", ".join(f"{d} {n}" for d, n in zip(DATASETS, seeds, strict=True)) + "."]
     lines += [
         "",
         "Median CPU time of one run in seconds (fit, selection, evaluation and tracking; 1 thread):",
@@ -213,6 +215,12 @@ def table(rows: list[dict], methods: list[str]) -> str:
     wall = sum(r["wall_seconds"] for r in rows if r["method"] in methods)
     lines += ["", f"Total of these runs: {cpu / 60:.1f} min CPU, {wall / 60:.1f} min wall (on a shared machine).", ""]
     return "\n".join(lines)
+
+
+def _same_params(row: dict, params: dict[str, Any]) -> bool:
+    """Whether a row of runs.csv ran with ``params`` (``ae_run_id``/``ae_tracking_uri`` are per run)."""
+    logged = {k: v for k, v in json.loads(row["params"]).items() if k not in ("ae_run_id", "ae_tracking_uri")}
+    return logged == json.loads(json.dumps(params))
 
 
 def _parse_overrides(pairs: list[str]) -> dict[str, dict[str, Any]]:
@@ -252,6 +260,10 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / "runs.csv"
     rows = _read(csv_path)
+    # A run counts as done only if it ran with the parameters the method has now (``--set`` included):
+    # rows from other settings stay in runs.csv but leave the table and are run again.
+    current = {m: method_params(m, overrides) for m in args.methods}
+    rows = [r for r in rows if r["method"] in current and _same_params(r, current[r["method"]])]
     if args.table_only:
         (out / "table.md").write_text(table(rows, args.methods))
         print(table(rows, args.methods))

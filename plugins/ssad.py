@@ -181,11 +181,18 @@ class SSAD(FeatureDetector):
 
     @classmethod
     def search_space(cls, trial: Any) -> dict[str, Any]:
+        """The RBF width, and kappa, eta_u, eta_l around the reference's 1, 1, 1.
+
+        The ranges keep every sampled point feasible whenever there is a labeled sample and more than
+        100 unlabeled ones: ``kappa <= 1 <= eta_l`` (so ``kappa <= eta_l * n_labeled``) and
+        ``eta_u * n_unlabeled >= 2 >= 1 + kappa`` (the unlabeled bounds can carry the equality
+        constraint). Wider ranges would make many trials fail on the dual's infeasibility.
+        """
         return {
             "gamma": trial.suggest_float("gamma", 2.0**-7, 2.0**2, log=True),
-            "kappa": trial.suggest_float("kappa", 0.1, 10.0, log=True),
-            "eta_u": trial.suggest_float("eta_u", 0.01, 10.0, log=True),
-            "eta_l": trial.suggest_float("eta_l", 0.01, 10.0, log=True),
+            "kappa": trial.suggest_float("kappa", 0.1, 1.0, log=True),
+            "eta_u": trial.suggest_float("eta_u", 0.02, 10.0, log=True),
+            "eta_l": trial.suggest_float("eta_l", 1.0, 10.0, log=True),
         }
 
     def _check_params(self) -> int | None:

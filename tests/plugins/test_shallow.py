@@ -156,6 +156,15 @@ def test_kde_bandwidth_is_cross_validated_on_training_data_as_gridsearchcv(data)
     assert detector.bandwidth_ == pytest.approx(search.best_params_["bandwidth"])
     assert detector.selected_params()["selection"] == "cross-validation"
     assert 2.0**0.5 in BANDWIDTH_GRID and 2.0**5 in BANDWIDTH_GRID  # the reference's grid is inside
+    assert detector.selected_params()["at_grid_edge"] is False
+
+
+def test_kde_says_when_cross_validation_stops_at_the_end_of_the_grid():
+    """Samples on a lattice 2^-9 apart: the likelihood wants a bandwidth below the grid's smallest."""
+    X = (np.random.default_rng(0).integers(0, 8, size=(200, 2)) / 2.0**9).astype(np.float32)
+    detector = KDE(seed=0).fit(X)
+    assert detector.bandwidth_ == min(BANDWIDTH_GRID)
+    assert detector.selected_params()["at_grid_edge"] is True
 
 
 # ------------------------------------------------------------------------------------- real data
