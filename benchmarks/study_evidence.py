@@ -6,8 +6,8 @@
 2. ``eval``: the best parameters of each study over seeds 0-9 on the paper's protocol (default validation
    split), beside the paper defaults' test AUROC over the same seeds (taken from
    ``results/odds_deepsad/runs.csv`` where present, else computed here).
-3. ``throughput``: trials per hour of one short study (8 trials, 30 + 30 epochs, batch 128 fixed so every
-   trial costs the same, random sampler, no pruning) with 1 and with 2 workers of one thread each.
+3. ``throughput``: trials per hour of one short study (8 trials, 30 + 30 epochs or ``--epochs``, batch 128
+   fixed so every trial costs the same, random sampler, no pruning) with 1 and with 2 workers of one thread each.
 
     SADKIT_DATA=../shared/data python benchmarks/study_evidence.py --out results/studies
     python benchmarks/study_evidence.py --out /tmp/evidence --epochs 5 --trials 3   # a quick look
@@ -190,6 +190,7 @@ def throughput(out: Path, n_trials: int = 8, epochs: int = 30) -> None:
         result, wall, shown = _run_cli(args, out / f"throughput-{n_jobs}w.log")
         row = {
             "workers": n_jobs,
+            "epochs": epochs,
             "trials": result["n_run"],
             "study_seconds": round(result["seconds"], 1),
             "command_seconds": round(wall, 1),
@@ -248,10 +249,11 @@ def report(out: Path) -> str:
             lines.append(f"- {dataset}: best trial {study['best_trial']}: {params}; `{study['command']}`")
     tp = _read_rows(out / "throughput.csv")
     if tp:
+        epochs = tp[0].get("epochs", "30")
         lines += [
             "",
-            "Study throughput on this 2-core machine (thyroid, 8 trials of 30 + 30 epochs, batch 128 fixed,",
-            "random sampler, no pruning, one thread per worker):",
+            f"Study throughput on this 2-core machine (thyroid, 8 trials of {epochs} + {epochs} epochs,",
+            "batch 128 fixed, random sampler, no pruning, one thread per worker):",
             "",
             "| workers | trials | study s | trials / hour | with process start-up | load avg before |",
             "|---|---|---|---|---|---|",
