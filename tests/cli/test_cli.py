@@ -116,7 +116,7 @@ def test_plugins_check_passes_for_a_builtin(cli):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["run", "nosuch", "synthetic"], "no detector named 'nosuch'; installed: deepsad, deepsvdd"),
+        (["run", "nosuch", "synthetic"], "no detector named 'nosuch'; installed: active, deepsad, deepsvdd, esad"),
         (["run", "deepsad", "nosuchdata"], "no dataset named 'nosuchdata'"),
         (["run", "deepsad", "synthetic", "-p", "net_name=nosuchnet", *FAST], "no network named 'nosuchnet'"),
         (["run", "deepsad", "synthetic", "-p", "learning_rate=1"], "no parameter 'learning_rate'"),
