@@ -42,17 +42,11 @@ import yaml  # noqa: E402
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DATASETS = ["arrhythmia", "cardio", "satellite", "satimage-2", "shuttle", "thyroid"]
 
-#: Ruff et al. (2020), Table 3 (ODDS, gamma_l = 0.01, gamma_p = 0): mean test AUROC (%), and the std
-#: where this file records it (None otherwise); same order as DATASETS.
+#: Ruff et al. (2020), Table 3 (ODDS, gamma_l = 0.01, gamma_p = 0), from the project's one file of the
+#: paper's numbers: label -> [(mean, std or None)] in the order of DATASETS.
+_PAPER_ODDS = yaml.safe_load((Path(__file__).resolve().parents[1] / "projects" / "paper_results.yaml").read_text())
 PAPER: dict[str, list[tuple[float, float | None]]] = {
-    "Deep SAD": [(75.9, 8.7), (95.0, 1.6), (91.5, 1.1), (99.9, 0.1), (98.4, 0.9), (98.6, 0.9)],
-    "Deep SVDD": [(74.6, 9.0), (84.8, 3.6), (79.8, 4.1), (98.3, 1.4), (86.3, 7.5), (72.0, 9.7)],
-    "OC-SVM raw": [(84.5, None), (98.5, None), (95.1, None), (99.4, None), (99.4, None), (98.3, None)],
-    "OC-SVM hybrid": [(76.7, None), (82.8, None), (68.6, None), (96.7, None), (94.1, None), (91.2, None)],
-    "SSAD raw": [(86.7, None), (98.8, None), (96.2, None), (99.9, None), (99.6, None), (97.9, None)],
-    "SSAD hybrid": [(78.3, None), (86.3, None), (86.9, None), (96.8, None), (97.7, None), (95.3, None)],
-    "SS-DGM": [(50.3, None), (66.2, None), (57.4, None), (99.2, None), (97.9, None), (72.7, None)],
-    "Supervised": [(39.2, None), (83.2, None), (87.2, None), (99.9, None), (95.1, None), (97.8, None)],
+    label: [tuple(by_dataset[d]) for d in DATASETS] for label, by_dataset in _PAPER_ODDS["odds"]["values"].items()
 }
 
 #: name -> label (the paper's column, if any), detector, parameters; order = run order in a cell
