@@ -147,6 +147,16 @@ def test_kde_scores_are_minus_log_density(data):
     assert np.allclose(ours, -reference, rtol=1e-9, atol=1e-9)
 
 
+def test_kde_far_points_under_a_tiny_bandwidth_keep_a_finite_density(data):
+    """Points far from every training sample: each kernel term underflows, the log density must not."""
+    X, _, _ = data
+    far = X[:5].astype(np.float64) + 3.0
+    ours = KDE(bandwidth=2.0**-7).fit(X).score(far)
+    reference = KernelDensity(bandwidth=2.0**-7).fit(X.astype(np.float64)).score_samples(far)
+    assert np.all(np.isfinite(ours)) and ours.min() > 1e4
+    assert np.allclose(ours, -reference, rtol=1e-7)  # squared distances by the expansion: rounding
+
+
 def test_kde_bandwidth_is_cross_validated_on_training_data_as_gridsearchcv(data):
     X, _, _ = data
     detector = KDE(seed=5).fit(X)
