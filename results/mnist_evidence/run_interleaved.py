@@ -5,11 +5,14 @@ projects/mnist_evidence.yaml and projects/mnist_evidence_svdd.yaml, so `sadkit r
 
 import tempfile
 import time
+from pathlib import Path
 
 from sadkit.reproduce import ReproductionSpec, reproduce
 
-URI = "sqlite:////work/main/results/mnist_evidence/mlflow.db"
-specs = [ReproductionSpec.from_yaml(p) for p in ("projects/mnist_evidence.yaml", "projects/mnist_evidence_svdd.yaml")]
+REPO = Path(__file__).resolve().parents[2]
+URI = f"sqlite:///{REPO / 'results' / 'mnist_evidence' / 'mlflow.db'}"
+SPECS = ("mnist_evidence.yaml", "mnist_evidence_svdd.yaml")
+specs = [ReproductionSpec.from_yaml(REPO / "projects" / name) for name in SPECS]
 for c in range(10):
     for spec in specs:
         spec.tracking_uri = URI
