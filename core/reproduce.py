@@ -16,6 +16,7 @@ import itertools
 import json
 import math
 import multiprocessing
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -249,11 +250,13 @@ class CellResult:
     val_auroc: float
     run_id: str
     reused: bool
+    wall_seconds: float = math.nan  # of the cell's run (read back: its MLflow start and end times)
 
 
 def _run_cell(cell: Cell, parent_run_id: str | None) -> CellResult:
     from .experiment import run_experiment
 
+    started = time.perf_counter()
     result = run_experiment(
         cell.experiment_spec(),
         parent_run_id=parent_run_id,
@@ -267,6 +270,7 @@ def _run_cell(cell: Cell, parent_run_id: str | None) -> CellResult:
         result.val_auroc,
         result.run_id,
         False,
+        time.perf_counter() - started,
     )
 
 
@@ -324,6 +328,7 @@ def reproduce(
                     metrics.get("val_auroc", math.nan),
                     run.info.run_id,
                     True,
+                    _run_seconds(run),
                 )
             )
     with tracker.start_run(run_name=f"reproduce {spec.name}", tags={"sadkit.reproduce": spec.name}) as parent:
@@ -366,6 +371,11 @@ def reproduce(
     }
 
 
+def _run_seconds(run: Any) -> float:
+    start, end = run.info.start_time, run.info.end_time
+    return (end - start) / 1000.0 if start and end else math.nan
+
+
 def _aggregate(spec: ReproductionSpec, results: list[CellResult], paper: Mapping[str, Any]) -> list[dict[str, Any]]:
     rows = []
     row_keys = list(dict.fromkeys(spec.row_key(s) for s in spec.settings()))
@@ -381,6 +391,11 @@ def _aggregate(spec: ReproductionSpec, results: list[CellResult], paper: Mapping
             p = (paper.get(method.label) or {}).get(row)
             p_mean = float(p[0]) if p and p[0] is not None else math.nan
             p_std = float(p[1]) if p and p[1] is not None else math.nan
+            seconds = [
+                r.wall_seconds
+                for r in results
+                if r.label == method.label and r.row == row and not math.isnan(r.wall_seconds)
+            ]
             rows.append(
                 {
                     "row": row,
@@ -391,6 +406,7 @@ def _aggregate(spec: ReproductionSpec, results: list[CellResult], paper: Mapping
                     "paper_mean": p_mean,
                     "paper_std": p_std,
                     "diff": ours_mean - p_mean,
+                    "median_wall_seconds": float(np.median(seconds)) if seconds else math.nan,
                 }
             )
     return rows
@@ -437,6 +453,37 @@ def _write_outputs(
                 "" if math.isnan(s["diff"]) else f"{s['diff']:+.1f}",
             ]
         lines.append("| " + " | ".join(cells) + " |")
+    rows = list(dict.fromkeys(s["row"] for s in summary))
+    by_cell = {(s["row"], s["method"]): s for s in summary}
+    lines += [
+        "",
+        "The same, one line per method: ours (paper, Δ).",
+        "",
+        f"| method | {' | '.join(rows)} |",
+        "|---" * (1 + len(rows)) + "|",
+    ]
+    for m in spec.methods:
+        entries = []
+        for row in rows:
+            s = by_cell[(row, m.label)]
+            partial = f" (n={s['n']})" if 0 < s["n"] < len(spec.seeds) else ""
+            entry = _fmt(s["mean"], s["std"]) + partial
+            if not math.isnan(s["paper_mean"]):
+                diff = "" if math.isnan(s["diff"]) else f", {s['diff']:+.1f}"
+                entry += f" ({s['paper_mean']:.1f}{diff})"
+            entries.append(entry)
+        lines.append(f"| {m.label} | " + " | ".join(entries) + " |")
+    lines += [
+        "",
+        "Median wall time of one cell's run in seconds (fit, selection, evaluation and tracking),"
+        f" {spec.threads or 'all'} thread(s) per run:",
+        "",
+        f"| method | {' | '.join(rows)} |",
+        "|---" * (1 + len(rows)) + "|",
+    ]
+    for m in spec.methods:
+        seconds = [by_cell[(row, m.label)]["median_wall_seconds"] for row in rows]
+        lines.append(f"| {m.label} | " + " | ".join("—" if math.isnan(x) else f"{x:.1f}" for x in seconds) + " |")
     (out / "table.md").write_text("\n".join(lines) + "\n")
     _plot(spec, summary, out / "plot.png")
 

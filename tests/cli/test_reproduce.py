@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -73,10 +74,20 @@ def test_reproduce_writes_table_csv_plot_and_parent_run(tracking_uri, tmp_path):
         [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
     )
     assert len(children) == 8
-    # a second invocation reads everything back
+    # one line per method too, and each run's wall time (runs.csv) with the medians (table.md, cells.csv)
+    assert "| Deep SAD | " in table and "Median wall time of one cell's run" in table
+    with (out / "runs.csv").open() as f:
+        first_seconds = {r["run_id"]: float(r["wall_seconds"]) for r in csv.DictReader(f)}
+    assert len(first_seconds) == 8 and all(0 < x < 120 for x in first_seconds.values())
+    assert all(0 < c["median_wall_seconds"] < 120 for c in summary["cells"])
+    # a second invocation reads everything back, the wall times from the runs' MLflow start and end
     again = json.loads(CliRunner().invoke(app, ["reproduce", str(_spec(tmp_path)), "--out", str(out), "--json"]).stdout)
     assert again["n_computed"] == 0 and again["n_reused"] == 8
     assert len(_finished_keys(tracking_uri)) == 8
+    with (out / "runs.csv").open() as f:
+        read_back = {r["run_id"]: float(r["wall_seconds"]) for r in csv.DictReader(f)}
+    for run_id, seconds in first_seconds.items():  # the MLflow run lies within the timed call
+        assert 0 < read_back[run_id] <= seconds + 0.01
 
 
 def test_interrupted_reproduction_resumes_without_recomputing(tracking_uri, tmp_path):
