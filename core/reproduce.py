@@ -496,7 +496,10 @@ def _plot(spec: ReproductionSpec, summary: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(7 + 0.25 * len(spec.methods), 4.5))
+    # one distinct colour per method (the default cycle repeats after ten)
+    palette = plt.get_cmap("tab10" if len(spec.methods) <= 10 else "tab20").colors
+    ax.set_prop_cycle(color=palette[: max(len(spec.methods), 1)])
     numeric = [k for k in spec.rows if all(isinstance(v, (int, float)) for v in spec.grid[k])]
     if len(spec.rows) == 1 and numeric:
         key = numeric[0]
@@ -534,7 +537,7 @@ def _plot(spec: ReproductionSpec, summary: list[dict], path: Path) -> None:
         ax.set_xticks(np.arange(len(rows)) + width * (len(spec.methods) - 1) / 2, rows, rotation=20)
     ax.set_ylabel("test AUROC (%)")
     ax.set_title(spec.name)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes, never over the bars
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
