@@ -187,6 +187,27 @@ def check_rejects_bad_input(ctx: _Context) -> None:
     _expect_error(lambda: fitted.score(test_nan), "score with NaN features")
 
 
+def check_search_space(ctx: _Context) -> None:
+    """Points of the detector's own Optuna space (``search_space``) build detectors that fit and score.
+
+    Every returned key is a constructor parameter, suggested on the trial under the same name (a study
+    logs and resumes by those names), and the fitted detector holds the value. No space: nothing to check.
+    """
+    from .tuning import sample_search_space
+
+    names = set(ctx.cls._get_param_names())
+    for values, suggested in sample_search_space(ctx.cls, 2):
+        unknown = sorted(set(values) - names)
+        assert not unknown, f"search_space returned {unknown}, which are not parameters of {ctx.cls.__name__}"
+        renamed = sorted(set(values) - suggested)
+        assert not renamed, f"search_space returned {renamed} without suggesting them under those names"
+        detector = ctx.cls(**{**ctx.params, **values}).fit(ctx.X, ctx.semi_y)
+        held = {k: detector.get_params()[k] for k in values}
+        assert held == values, f"search_space point {values} became {held}"
+        scores = detector.score(ctx.X_test)
+        assert np.isfinite(scores).all(), f"scores at search_space point {values} contain NaN or infinity"
+
+
 CHECKS: list[Callable[[_Context], None]] = [
     check_init_stores_params,
     check_get_set_params,
@@ -196,6 +217,7 @@ CHECKS: list[Callable[[_Context], None]] = [
     check_save_load_identical,
     check_clone_unfitted,
     check_rejects_bad_input,
+    check_search_space,
 ]
 
 

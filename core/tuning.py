@@ -470,6 +470,23 @@ class SearchSpace:
 # ================================================================================== storages
 
 
+def sample_search_space(cls: type, n: int, seed: int = 0) -> list[tuple[dict[str, Any], set[str]]]:
+    """``n`` points of a detector class's own space, drawn by Optuna's random sampler (in memory).
+
+    Each point is what ``cls.search_space`` returned and the names it suggested on the trial; the
+    conformance checks (:mod:`sadkit.testing`) build and fit a detector from each.
+    """
+    points = []
+    with _quiet_optuna():
+        study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=seed))
+        for _ in range(n):
+            trial = study.ask()
+            values = dict(cls.search_space(trial) or {})
+            points.append((values, set(trial.params)))
+            study.tell(trial, 0.0)
+    return points
+
+
 def storage_url(url: str | None) -> tuple[str, str]:
     """``(kind, target)``: ``("rdb", sqlalchemy_url)`` or ``("journal", path)``.
 
