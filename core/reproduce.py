@@ -381,21 +381,14 @@ def _aggregate(spec: ReproductionSpec, results: list[CellResult], paper: Mapping
     row_keys = list(dict.fromkeys(spec.row_key(s) for s in spec.settings()))
     for row in row_keys:
         for method in spec.methods:
-            values = [
-                100 * r.test_auroc
-                for r in results
-                if r.label == method.label and r.row == row and not math.isnan(r.test_auroc)
-            ]
+            mine = [r for r in results if r.label == method.label and r.row == row]
+            values = [100 * r.test_auroc for r in mine if not math.isnan(r.test_auroc)]
+            seconds = [r.wall_seconds for r in mine if not math.isnan(r.wall_seconds)]
             ours_mean = float(np.mean(values)) if values else math.nan
             ours_std = float(np.std(values)) if values else math.nan
             p = (paper.get(method.label) or {}).get(row)
             p_mean = float(p[0]) if p and p[0] is not None else math.nan
             p_std = float(p[1]) if p and p[1] is not None else math.nan
-            seconds = [
-                r.wall_seconds
-                for r in results
-                if r.label == method.label and r.row == row and not math.isnan(r.wall_seconds)
-            ]
             rows.append(
                 {
                     "row": row,
@@ -416,6 +409,12 @@ def _fmt(mean: float, std: float) -> str:
     if math.isnan(mean):
         return "—"
     return f"{mean:.1f}" if math.isnan(std) else f"{mean:.1f} ± {std:.1f}"
+
+
+def _ours(cell: Mapping[str, Any], n_seeds: int) -> str:
+    """Our mean ± std of a summary cell, saying ``n=`` when fewer seeds than the spec's finished."""
+    partial = f" (n={cell['n']})" if 0 < cell["n"] < n_seeds else ""
+    return _fmt(cell["mean"], cell["std"]) + partial
 
 
 def _write_outputs(
@@ -446,9 +445,8 @@ def _write_outputs(
         cells = [row]
         for m in spec.methods:
             s = next(x for x in summary if x["row"] == row and x["method"] == m.label)
-            partial = f" (n={s['n']})" if 0 < s["n"] < len(spec.seeds) else ""
             cells += [
-                _fmt(s["mean"], s["std"]) + partial,
+                _ours(s, len(spec.seeds)),
                 _fmt(s["paper_mean"], s["paper_std"]),
                 "" if math.isnan(s["diff"]) else f"{s['diff']:+.1f}",
             ]
@@ -466,8 +464,7 @@ def _write_outputs(
         entries = []
         for row in rows:
             s = by_cell[(row, m.label)]
-            partial = f" (n={s['n']})" if 0 < s["n"] < len(spec.seeds) else ""
-            entry = _fmt(s["mean"], s["std"]) + partial
+            entry = _ours(s, len(spec.seeds))
             if not math.isnan(s["paper_mean"]):
                 diff = "" if math.isnan(s["diff"]) else f", {s['diff']:+.1f}"
                 entry += f" ({s['paper_mean']:.1f}{diff})"

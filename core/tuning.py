@@ -467,9 +467,6 @@ class SearchSpace:
         return grid
 
 
-# ================================================================================== storages
-
-
 def sample_search_space(cls: type, n: int, seed: int = 0) -> list[tuple[dict[str, Any], set[str]]]:
     """``n`` points of a detector class's own space, drawn by Optuna's random sampler (in memory).
 
@@ -485,6 +482,9 @@ def sample_search_space(cls: type, n: int, seed: int = 0) -> list[tuple[dict[str
             points.append((values, set(trial.params)))
             study.tell(trial, 0.0)
     return points
+
+
+# ================================================================================== storages
 
 
 def storage_url(url: str | None) -> tuple[str, str]:
