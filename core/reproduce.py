@@ -213,6 +213,11 @@ class Cell:
         return data
 
     @property
+    def setting_label(self) -> str:
+        """The cell's grid values, e.g. ``normal_class=3, ratio_known_outlier=0.05`` (rows may hold fewer)."""
+        return ", ".join(f"{k}={v}" for k, v in self.setting.items()) or "-"
+
+    @property
     def key(self) -> str:
         """A stable identity: the same cell in a later invocation has the same key."""
         ident = {
@@ -237,7 +242,7 @@ class Cell:
             tracking_uri=self.spec.tracking_uri,
             threads=self.spec.threads,
             log_model=self.spec.log_model,
-            run_name=f"{self.method.label} {self.spec.row_key(self.setting)} seed{self.seed}",
+            run_name=f"{self.method.label} {self.setting_label} seed{self.seed}",
         )
 
 
@@ -245,6 +250,7 @@ class Cell:
 class CellResult:
     label: str
     row: str
+    setting: str  # every grid value of the cell (Cell.setting_label)
     seed: int
     test_auroc: float
     val_auroc: float
@@ -263,14 +269,15 @@ def _run_cell(cell: Cell, parent_run_id: str | None) -> CellResult:
         tags={KEY_TAG: cell.key, "sadkit.reproduce.method": cell.method.label},
     )
     return CellResult(
-        cell.method.label,
-        cell.spec.row_key(cell.setting),
-        cell.seed,
-        result.test_auroc,
-        result.val_auroc,
-        result.run_id,
-        False,
-        time.perf_counter() - started,
+        label=cell.method.label,
+        row=cell.spec.row_key(cell.setting),
+        setting=cell.setting_label,
+        seed=cell.seed,
+        test_auroc=result.test_auroc,
+        val_auroc=result.val_auroc,
+        run_id=result.run_id,
+        reused=False,
+        wall_seconds=time.perf_counter() - started,
     )
 
 
@@ -321,14 +328,15 @@ def reproduce(
             metrics = run.data.metrics
             results.append(
                 CellResult(
-                    cell.method.label,
-                    spec.row_key(cell.setting),
-                    cell.seed,
-                    metrics.get("test_auroc", math.nan),
-                    metrics.get("val_auroc", math.nan),
-                    run.info.run_id,
-                    True,
-                    _run_seconds(run),
+                    label=cell.method.label,
+                    row=spec.row_key(cell.setting),
+                    setting=cell.setting_label,
+                    seed=cell.seed,
+                    test_auroc=metrics.get("test_auroc", math.nan),
+                    val_auroc=metrics.get("val_auroc", math.nan),
+                    run_id=run.info.run_id,
+                    reused=True,
+                    wall_seconds=_run_seconds(run),
                 )
             )
     with tracker.start_run(run_name=f"reproduce {spec.name}", tags={"sadkit.reproduce": spec.name}) as parent:
@@ -423,7 +431,7 @@ def _write_outputs(
     with (out / "runs.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=[f.name for f in dataclasses.fields(CellResult)])
         writer.writeheader()
-        for r in sorted(results, key=lambda r: (r.row, r.label, r.seed)):
+        for r in sorted(results, key=lambda r: (r.row, r.label, r.setting, r.seed)):
             writer.writerow(dataclasses.asdict(r))
     with (out / "cells.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(summary[0]) if summary else ["row"])

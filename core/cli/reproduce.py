@@ -35,7 +35,7 @@ def reproduce_command(
         def report(result, done: int, total: int) -> None:  # noqa: ANN001
             if not as_json:
                 err_console.print(
-                    f"[{done}/{total}] {result.label} {result.row} seed {result.seed}: test AUROC"
+                    f"[{done}/{total}] {result.label} {result.setting} seed {result.seed}: test AUROC"
                     f" {100 * result.test_auroc:.1f}",
                     highlight=False,
                 )

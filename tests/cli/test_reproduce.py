@@ -77,7 +77,12 @@ def test_reproduce_writes_table_csv_plot_and_parent_run(tracking_uri, tmp_path):
     # one line per method too, and each run's wall time (runs.csv) with the medians (table.md, cells.csv)
     assert "| Deep SAD | " in table and "Median wall time of one cell's run" in table
     with (out / "runs.csv").open() as f:
-        first_seconds = {r["run_id"]: float(r["wall_seconds"]) for r in csv.DictReader(f)}
+        rows = list(csv.DictReader(f))
+    first_seconds = {r["run_id"]: float(r["wall_seconds"]) for r in rows}
+    # each run names its grid values: in runs.csv, and in the MLflow run's name
+    assert {r["setting"] for r in rows} == {"ratio_known_outlier=0.0", "ratio_known_outlier=0.05"}
+    names = {client.get_run(r["run_id"]).info.run_name for r in rows}
+    assert "Deep SVDD ratio_known_outlier=0.05 seed1" in names and len(names) == 8
     assert len(first_seconds) == 8 and all(0 < x < 120 for x in first_seconds.values())
     assert all(0 < c["median_wall_seconds"] < 120 for c in summary["cells"])
     # a second invocation reads everything back, the wall times from the runs' MLflow start and end
