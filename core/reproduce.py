@@ -443,7 +443,7 @@ def _write_outputs(
         lines += [spec.description.strip(), ""]
     lines += [
         f"Test AUROC (%), mean ± std over seeds {spec.seeds[0]}–{spec.seeds[-1]} ({len(spec.seeds)} seeds);"
-        f" paper: {source or 'none given'}. Δ = ours − paper.",
+        f" paper: {source.rstrip('.') or 'none given'}. Δ = ours − paper.",
         "",
     ]
     cols = " | ".join(f"{m.label} | paper | Δ" for m in spec.methods)
