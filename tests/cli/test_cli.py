@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from sadkit.cli import app
+from sadkit.testing import CHECKS
 
 FAST = ["-p", "n_epochs=3", "-p", "ae_n_epochs=2", "-p", "lr_milestones=[2]", "-p", "ae_lr_milestones=[1]"]
 
@@ -110,7 +111,8 @@ def test_plugins_list_shows_a_broken_plugin(cli, fake_distribution):
 def test_plugins_check_passes_for_a_builtin(cli):
     result = cli("plugins", "check", "deepsvdd")
     assert result.exit_code == 0, result.stdout
-    assert "8 passed, 0 failed" in result.stdout
+    assert f"{len(CHECKS)} passed, 0 failed" in result.stdout
+    assert all(f"PASS {check.__name__.removeprefix('check_')}" in result.stdout for check in CHECKS)
 
 
 @pytest.mark.parametrize(
