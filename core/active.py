@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InvalidInputError, SpecError
-from .experiment import resolve_seed
+from .experiment import detector_params, resolve_seed
 from .metrics import auprc, auroc
 from .registry import create_dataset, create_detector, get, warn_broken
 from .training import configure_threads
@@ -264,18 +264,6 @@ def _check_spec(spec: ActiveSpec) -> None:
         )
 
 
-def _base_params(spec: ActiveSpec, dataset: Any, seed: int) -> dict[str, Any]:
-    params = dict(spec.params)
-    accepted = get("detectors", spec.detector)._get_param_names()
-    if "seed" in accepted:
-        params.setdefault("seed", seed)
-    if "device" in accepted:
-        params.setdefault("device", spec.device)
-    if "net_name" in accepted and params.get("net_name") is None:
-        params["net_name"] = dataset.network
-    return params
-
-
 def run_active(
     spec: ActiveSpec,
     *,
@@ -312,7 +300,7 @@ def run_active(
     oracle.prepare(ids[pool])
     pool_rate = float(y[pool].mean()) if len(pool) else None
 
-    base_params = _base_params(spec, dataset, seed)
+    base_params = detector_params(spec.detector, spec.params, dataset, seed, spec.device)
     layer = create_detector(
         spec.layer, **{**spec.layer_params, "base": spec.detector, "base_params": base_params, "warm_start": True}
     )

@@ -132,16 +132,22 @@ def build(spec: ExperimentSpec, seed: int) -> tuple[Any, Any]:
     if "seed" in spec.data:
         raise SpecError("give the seed once, as the experiment's seed, not as a data parameter")
     dataset = create_dataset(spec.dataset, seed=seed, **spec.data)
-    params = dict(spec.params)
-    accepted = get("detectors", spec.detector)._get_param_names()
+    detector = create_detector(spec.detector, **detector_params(spec.detector, spec.params, dataset, seed, spec.device))
+    return dataset, detector
+
+
+def detector_params(detector: str, params: Mapping[str, Any], dataset: Any, seed: int, device: str) -> dict[str, Any]:
+    """``params`` completed with the run's seed, device and the dataset's network, where the detector
+    takes them and the user did not give them."""
+    params = dict(params)
+    accepted = get("detectors", detector)._get_param_names()
     if "seed" in accepted:
         params.setdefault("seed", seed)
     if "device" in accepted:
-        params.setdefault("device", spec.device)
+        params.setdefault("device", device)
     if "net_name" in accepted and params.get("net_name") is None:
         params["net_name"] = dataset.network
-    detector = create_detector(spec.detector, **params)
-    return dataset, detector
+    return params
 
 
 def run_experiment(
