@@ -20,7 +20,6 @@ synthetic), its position in the training split otherwise.
 from __future__ import annotations
 
 import csv
-import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -33,6 +32,7 @@ from .errors import InvalidInputError, SpecError
 from .experiment import detector_params, resolve_seed
 from .metrics import auprc, auroc
 from .registry import create_dataset, create_detector, get, warn_broken
+from .serialize import to_json
 from .training import configure_threads
 
 STRATEGIES = ("top", "uncertain", "random")
@@ -379,8 +379,8 @@ def run_active(
             pool_size=int(len(pool)),
             pool_anomaly_rate=pool_rate,
             rounds=rounds,
-            params={**{k: _plain(v) for k, v in base_params.items()}},
-            data={k: _plain(v) for k, v in dataset.get_params().items()},
+            params={**{k: to_json(v) for k, v in base_params.items()}},
+            data={k: to_json(v) for k, v in dataset.get_params().items()},
             seconds=seconds,
         )
         run.log_metrics({"active_seconds": seconds})
@@ -388,25 +388,3 @@ def run_active(
     return result
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return list(value)
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-__all__ = [
-    "ORACLES",
-    "STRATEGIES",
-    "ActiveResult",
-    "ActiveSpec",
-    "CsvOracle",
-    "GroundTruthOracle",
-    "PromptOracle",
-    "make_oracle",
-    "run_active",
-    "select",
-]

@@ -13,7 +13,7 @@ import importlib
 import json
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,37 +24,11 @@ from sklearn.base import BaseEstimator
 from .callbacks import Callback
 from .data import check_features, check_semi_labels
 from .errors import InvalidInputError, NotFittedError, SadkitError, SignalNotAvailableError
+from .serialize import to_json, to_saveable
 
 PARAMS_FILE = "detector.json"
 STATE_FILE = "state.pt"
 FORMAT_VERSION = 1
-
-
-def _to_saveable(value: Any) -> Any:
-    """Numpy arrays and scalars become tensors and Python numbers (what ``weights_only`` accepts)."""
-    if isinstance(value, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(value))
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Mapping):
-        return {str(k): _to_saveable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_to_saveable(v) for v in value]
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu()
-    return value
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 class Detector(BaseEstimator, ABC):
@@ -168,11 +142,11 @@ class Detector(BaseEstimator, ABC):
         meta = {
             "format": FORMAT_VERSION,
             "class": f"{cls.__module__}:{cls.__qualname__}",
-            "params": _jsonable(self.get_params(deep=False)),
+            "params": to_json(self.get_params(deep=False)),
             "input_shape": list(self.input_shape_),
         }
         (path / PARAMS_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
-        torch.save(_to_saveable(self._get_state()), path / STATE_FILE)
+        torch.save(to_saveable(self._get_state()), path / STATE_FILE)
         return path
 
     @classmethod

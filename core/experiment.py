@@ -17,6 +17,7 @@ from .callbacks import Callback
 from .errors import SpecError
 from .metrics import auprc, auroc
 from .registry import create_dataset, create_detector, get, warn_broken
+from .serialize import to_json
 from .training import configure_threads
 
 #: seed values that mean "draw one" (the reference code crashes on -1)
@@ -188,7 +189,7 @@ def run_experiment(
         started = time.perf_counter()
         detector.fit(train.X, train.semi_y, eval_set=eval_set, callbacks=[run.epoch_callback(), *callbacks])
         fit_seconds = time.perf_counter() - started
-        selected = _plain(detector.selected_params())
+        selected = to_json(detector.selected_params())
         if selected:
             run.log_params({f"selected.{k}": v for k, v in selected.items()})
         timings = getattr(detector, "timings_", {}) or {}
@@ -227,21 +228,9 @@ def run_experiment(
             n_val=len(val),
             n_test=len(test),
             model_uri=model_uri,
-            params=_plain(params),
-            data=_plain(data),
+            params=to_json(params),
+            data=to_json(data),
             selected=selected,
         )
         run.log_dict(result.as_dict(), "results.json")
     return result
-
-
-def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
-    """JSON-friendly copy (tuples as lists, paths as strings)."""
-    out: dict[str, Any] = {}
-    for k, v in values.items():
-        if isinstance(v, tuple):
-            v = list(v)
-        elif isinstance(v, Path):
-            v = str(v)
-        out[k] = v
-    return out

@@ -46,6 +46,7 @@ from .callbacks import Callback
 from .errors import SadkitError, SpecError
 from .experiment import ExperimentSpec, build, run_experiment
 from .registry import get
+from .serialize import to_json
 from .tracking import Tracker, end_run, resolve_tracking_uri, run_status, set_run_tags
 
 #: objectives a study may maximise (validation metrics only: model selection never sees the test set)
@@ -813,19 +814,6 @@ def _best(study: Any) -> FrozenTrial | None:
         return None
 
 
-def _plain(value: Any) -> Any:
-    """A JSON-friendly copy (tuples as lists, numpy scalars as numbers, paths as strings)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 # ================================================================================== trials
 
 
@@ -903,7 +891,7 @@ class _Objective:
     def _run(self, trial: Any) -> float:
         plan, spec = self.plan, self.plan.spec
         searched = self.space.suggest(trial)
-        trial.set_user_attr(_ATTR + "params", _plain(searched))
+        trial.set_user_attr(_ATTR + "params", to_json(searched))
         trial.set_user_attr(_ATTR + "parent_run_id", plan.parent_run_id)
         trial.set_user_attr(_ATTR + "in_parent", plan.in_parent)
         params = {**spec.experiment.params, **searched}
@@ -1023,8 +1011,8 @@ def _tag_best(tracker: Tracker, parent_run_id: str, best: FrozenTrial) -> None:
         "sadkit.best_trial": best.number,
         "sadkit.best_value": best.value,
         "sadkit.best_run_id": best.user_attrs.get(_ATTR + "run_id", ""),
-        "sadkit.best_params": json.dumps(_plain(params), sort_keys=True),
-        **{f"best.{k}": json.dumps(_plain(v)) if isinstance(v, (list, dict)) else v for k, v in params.items()},
+        "sadkit.best_params": json.dumps(to_json(params), sort_keys=True),
+        **{f"best.{k}": json.dumps(to_json(v)) if isinstance(v, (list, dict)) else v for k, v in params.items()},
     }
     set_run_tags(tracker, parent_run_id, tags)
 
@@ -1164,7 +1152,7 @@ def _run_workers(plans: list[_Plan], study: Any, on_trial: Callable[[TrialInfo],
 def _signature(spec: StudySpec) -> dict[str, Any]:
     """What must not change when a study resumes: the objective and the data it is measured on."""
     data = {k: v for k, v in spec.experiment.data.items() if k != "root"}
-    return _plain(
+    return to_json(
         {
             "metric": spec.metric,
             "direction": "maximize",
@@ -1205,7 +1193,7 @@ def _open_study(spec: StudySpec, storage: Any, name: str) -> Any:
         study.set_user_attr(_ATTR + "metric", spec.metric)
         study.set_user_attr(
             _ATTR + "spec",
-            _plain(
+            to_json(
                 {
                     "detector": spec.experiment.detector,
                     "dataset": spec.experiment.dataset,
@@ -1384,7 +1372,7 @@ def run_study(
         n_failed=counts["FAILED"],
         n_run=n_run,
         best_value=best.value if best is not None else None,
-        best_params=_plain(best.user_attrs.get(_ATTR + "params") or best.params) if best is not None else {},
+        best_params=to_json(best.user_attrs.get(_ATTR + "params") or best.params) if best is not None else {},
         best_trial=best.number if best is not None else None,
         best_run_id=best.user_attrs.get(_ATTR + "run_id") if best is not None else None,
         parent_run_id=parent.run_id,
@@ -1475,7 +1463,7 @@ def study_report(name: str, storage: str | None = None, top: int = 10) -> StudyR
         dataset=spec.get("dataset"),
         counts=counts,
         best_value=best.value if best else None,
-        best_params=_plain(best.user_attrs.get(_ATTR + "params") or best.params) if best else {},
+        best_params=to_json(best.user_attrs.get(_ATTR + "params") or best.params) if best else {},
         best_trial=best.number if best else None,
         best_run_id=best.user_attrs.get(_ATTR + "run_id") if best else None,
         top=[_trial_info(t) for t in complete[: max(0, int(top))]],
@@ -1503,7 +1491,7 @@ def best_spec(name: str, storage: str | None = None) -> dict[str, Any]:
     }
     if spec.get("experiment"):
         out["experiment"] = spec["experiment"]
-    return _plain(out)
+    return to_json(out)
 
 
 def export_best(name: str, path: str | Path, storage: str | None = None) -> Path:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import signal
 import threading
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -20,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..callbacks import Callback
 from ..errors import PluginWarning, SadkitError
+from ..serialize import to_json
 
 err_console = Console(stderr=True)
 
@@ -128,13 +127,5 @@ class ProgressCallback(Callback):
 
 
 def json_safe(value: Any) -> Any:
-    """NaN and infinity become null and paths strings, so stdout is strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
+    """Strict JSON for stdout: NaN and infinity become null (see :func:`sadkit.serialize.to_json`)."""
+    return to_json(value, strict=True)
