@@ -9,7 +9,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from .callbacks import Callback, CallbackList
-from .data import LABELED_ANOMALY, LABELED_NORMAL, UNLABELED, Dataset, Split
+from .data import ANOMALY, NORMAL, UNLABELED, Dataset, Split
 from .detector import Detector, load_detector
 from .errors import (
     DataError,
@@ -33,8 +33,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
-    "LABELED_ANOMALY",
-    "LABELED_NORMAL",
+    "ANOMALY",
+    "NORMAL",
     "UNLABELED",
     "AutoEncoder",
     "Callback",

@@ -14,51 +14,105 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from .errors import InvalidInputError
 
-#: semi-supervised labels (as in the paper and its code)
+if TYPE_CHECKING:
+    from .preprocessing import Preprocessor
+
+#: labels, the users' convention (scikit-learn's and PyOD's): 1 anomaly, 0 normal, and for the
+#: semi-supervised labels -1 unlabeled (``sklearn.semi_supervised``'s marker; NaN is read as -1 too)
+ANOMALY = 1
+NORMAL = 0
+UNLABELED = -1
+
+#: the paper's code convention for semi-supervised labels, used only where asked for by name (``semi_y``):
+#: +1 labeled normal, -1 labeled anomaly, 0 unlabeled. Detectors' ``_fit`` hooks receive it.
 LABELED_NORMAL = 1
 LABELED_ANOMALY = -1
-UNLABELED = 0
+SEMI_UNLABELED = 0
 
 
-@dataclass(frozen=True)
+def to_semi_y(labels: Any) -> np.ndarray:
+    """Labels (1 anomaly, 0 normal, -1 unlabeled) -> the paper's ``semi_y`` (+1 normal, -1 anomaly, 0)."""
+    labels = np.asarray(labels)
+    semi = np.zeros(labels.shape, dtype=np.int64)
+    semi[labels == NORMAL] = LABELED_NORMAL
+    semi[labels == ANOMALY] = LABELED_ANOMALY
+    return semi
+
+
+def from_semi_y(semi_y: Any) -> np.ndarray:
+    """The paper's ``semi_y`` (+1 normal, -1 anomaly, 0 unlabeled) -> labels (1 anomaly, 0 normal, -1)."""
+    semi_y = np.asarray(semi_y)
+    labels = np.full(semi_y.shape, UNLABELED, dtype=np.int64)
+    labels[semi_y == LABELED_NORMAL] = NORMAL
+    labels[semi_y == LABELED_ANOMALY] = ANOMALY
+    return labels
+
+
 class Split:
     """One split of a dataset.
 
-    Attributes:
-        X: features, ``(n, ...)``.
-        y: ground truth, 1 anomaly and 0 normal; used only to evaluate.
-        semi_y: semi-supervised labels, +1 labeled normal, -1 labeled anomaly, 0 unlabeled.
+    Args:
+        X: features, ``(n, ...)`` (after the dataset's preprocessing: what a detector is fitted on).
+        y: ground truth, 1 anomaly and 0 normal (-1 where unknown, e.g. unlabeled rows of your own
+            table); used only to evaluate.
+        labels: what a detector may learn from: 1 labeled anomaly, 0 labeled normal, -1 unlabeled.
+        semi_y: the same in the paper's code convention (+1 labeled normal, -1 labeled anomaly, 0
+            unlabeled), for code ported from the reference; give ``labels`` or ``semi_y``, not both.
+            Neither: every sample is unlabeled.
+        ids: one id per sample (row ids of a table, positions in the source); default ``0..n-1``.
+
+    ``labels``, ``semi_y`` and ``ids`` are keyword-only, so a positional third argument written for
+    the paper's convention cannot be read as the users' convention by mistake.
     """
 
-    X: Any
-    y: Any
-    semi_y: Any
+    __slots__ = ("X", "y", "labels", "ids")
 
-    def __post_init__(self) -> None:
-        n = len(self.X)
-        if len(self.y) != n or len(self.semi_y) != n:
-            raise InvalidInputError(
-                f"Split arrays disagree in length: X {n}, y {len(self.y)}, semi_y {len(self.semi_y)}"
-            )
+    def __init__(self, X: Any, y: Any, *, labels: Any = None, semi_y: Any = None, ids: Any = None) -> None:
+        n = len(X)
+        if labels is not None and semi_y is not None:
+            raise InvalidInputError("give a Split labels (1/0/-1) or semi_y (the paper's +1/-1/0), not both")
+        if semi_y is not None:
+            labels = from_semi_y(check_semi_labels(semi_y, len(semi_y)))
+        elif labels is None:
+            labels = np.full(n, UNLABELED, dtype=np.int64)
+        if len(y) != n or len(labels) != n:
+            raise InvalidInputError(f"Split arrays disagree in length: X {n}, y {len(y)}, labels {len(labels)}")
+        ids = np.arange(n) if ids is None else np.asarray(ids)
+        if len(ids) != n:
+            raise InvalidInputError(f"Split arrays disagree in length: X {n}, ids {len(ids)}")
+        object.__setattr__(self, "X", X)
+        object.__setattr__(self, "y", y)
+        object.__setattr__(self, "labels", check_labels(labels, n, name="labels"))
+        object.__setattr__(self, "ids", ids)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("a Split is read-only; build a new one")
+
+    @property
+    def semi_y(self) -> np.ndarray:
+        """The labels in the paper's convention (+1 labeled normal, -1 labeled anomaly, 0 unlabeled)."""
+        return to_semi_y(self.labels)
 
     def __len__(self) -> int:
         return len(self.X)
 
+    def __repr__(self) -> str:
+        return f"Split(n={len(self)}, {self.summary()})"
+
     def summary(self) -> dict[str, int]:
         """Counts of the sample kinds (for logs and reports)."""
         y = np.asarray(self.y)
-        semi = np.asarray(self.semi_y)
         return {
             "n": int(len(y)),
-            "n_anomalies": int((y == 1).sum()),
-            "n_labeled_normal": int((semi == LABELED_NORMAL).sum()),
-            "n_labeled_anomalies": int((semi == LABELED_ANOMALY).sum()),
+            "n_anomalies": int((y == ANOMALY).sum()),
+            "n_labeled_normal": int((self.labels == NORMAL).sum()),
+            "n_labeled_anomalies": int((self.labels == ANOMALY).sum()),
         }
 
 
@@ -255,15 +309,62 @@ def check_features(X: Any, *, name: str = "X", min_samples: int = 1) -> np.ndarr
 
 
 def check_semi_labels(semi_y: Any, n: int) -> np.ndarray:
-    """Return semi-supervised labels as int64 (zeros when None), or raise a clear error."""
+    """The paper's semi-supervised labels as int64 (+1 normal, -1 anomaly, 0 unlabeled; zeros when None)."""
     if semi_y is None:
         return np.zeros(n, dtype=np.int64)
     arr = np.asarray(semi_y)
     if arr.shape != (n,):
         raise InvalidInputError(f"semi_y must have shape ({n},), got {arr.shape}")
-    if not np.isin(arr, (LABELED_NORMAL, UNLABELED, LABELED_ANOMALY)).all():
-        raise InvalidInputError("semi_y may only hold +1 (labeled normal), 0 (unlabeled) and -1 (labeled anomaly)")
+    if not np.isin(arr, (LABELED_NORMAL, SEMI_UNLABELED, LABELED_ANOMALY)).all():
+        raise InvalidInputError(
+            "semi_y (the paper's convention) may only hold +1 (labeled normal), 0 (unlabeled) and -1 (labeled"
+            " anomaly); for 1 = anomaly, 0 = normal, -1 = unlabeled pass the labels as y"
+        )
     return arr.astype(np.int64)
+
+
+def check_labels(y: Any, n: int, *, name: str = "y") -> np.ndarray:
+    """Labels in the users' convention as int64: 1 anomaly, 0 normal, -1 (or NaN, None) unlabeled.
+
+    ``None`` means every sample is unlabeled. Booleans are read as anomaly = True. A column vector
+    ``(n, 1)`` is flattened with scikit-learn's ``DataConversionWarning``, as scikit-learn does.
+
+    Raises:
+        InvalidInputError: a wrong length or shape, or a value other than 1, 0, -1 and NaN.
+    """
+    if y is None:
+        return np.full(n, UNLABELED, dtype=np.int64)
+    arr = np.asarray(getattr(y, "to_numpy", lambda: y)())
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        import warnings
+
+        from sklearn.exceptions import DataConversionWarning
+
+        warnings.warn(
+            f"a column-vector {name} was passed when a 1d array was expected; it is flattened",
+            DataConversionWarning,
+            stacklevel=3,
+        )
+        arr = arr.ravel()
+    if arr.ndim != 1 or len(arr) != n:
+        raise InvalidInputError(f"{name} must hold one label per sample, shape ({n},); got shape {arr.shape}")
+    if arr.dtype == bool:
+        return arr.astype(np.int64)
+    try:
+        values = arr.astype(np.float64)
+    except (TypeError, ValueError) as err:
+        raise InvalidInputError(
+            f"{name} must hold 1 (anomaly), 0 (normal) and -1 or NaN (unlabeled); got values such as"
+            f" {np.unique(arr.astype(str))[:5].tolist()}"
+        ) from err
+    values = np.where(np.isnan(values), UNLABELED, values)
+    bad = ~np.isin(values, (ANOMALY, NORMAL, UNLABELED))
+    if bad.any():
+        raise InvalidInputError(
+            f"{name} must hold 1 (anomaly), 0 (normal) and -1 or NaN (unlabeled); found"
+            f" {np.unique(values[bad])[:5].tolist()}"
+        )
+    return values.astype(np.int64)
 
 
 def default_data_root() -> Path:
@@ -320,9 +421,29 @@ class Dataset(ABC):
         self.val_fraction = check_ratio("val_fraction", val_fraction, upper_open=True)
         self.seed = int(seed)
 
+    #: set by :meth:`load` when the dataset transforms its raw rows (see :attr:`preprocessor`)
+    _preprocessor: Preprocessor | None = None
+
     def get_params(self) -> dict[str, Any]:
-        """The dataset's parameters (for logging)."""
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(self).items() if not k.startswith("_")}
+        """The dataset's parameters (for logging): the arguments of its constructor, as stored."""
+        import inspect
+
+        names = [
+            p.name
+            for p in inspect.signature(type(self).__init__).parameters.values()
+            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+        values = {k: getattr(self, k) for k in names if hasattr(self, k)}
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in values.items()}
+
+    @property
+    def preprocessor(self) -> Preprocessor | None:
+        """The preprocessing fitted by the last :meth:`load`: raw rows -> the splits' ``X``.
+
+        It becomes part of the fitted model, so a saved or served model takes raw rows. None when the
+        splits' ``X`` are the raw rows.
+        """
+        return self._preprocessor
 
     @property
     def network(self) -> str:
@@ -344,7 +465,9 @@ class Dataset(ABC):
     ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Apply the protocol to a training pool and carve the validation split from the result.
 
-        Returns ``(X, y, semi_y)`` for train and for validation; ``y`` is 1 for anomalies.
+        Returns ``(X, y, labels)`` for train and for validation: ``y`` the ground truth (1 anomaly,
+        0 normal), ``labels`` what a detector may learn from (1 labeled anomaly, 0 labeled normal, -1
+        unlabeled).
         """
         sample = semi_supervised_sample(
             labels,
@@ -358,8 +481,9 @@ class Dataset(ABC):
         )
         idx, semi = sample.indices_and_semi_labels()
         y = np.isin(labels[idx], outlier_classes).astype(np.int64)
-        strata = semi * 2 + y  # labeled/unlabeled x normal/anomaly
+        strata = semi * 2 + y  # labeled/unlabeled x normal/anomaly (the paper's codes: same draws as before)
         kept, held = stratified_holdout(strata, self.val_fraction, rng)
-        train = (X[idx[kept]], y[kept], semi[kept])
-        val = (X[idx[held]], y[held], semi[held])
+        labels = from_semi_y(semi)
+        train = (X[idx[kept]], y[kept], labels[kept])
+        val = (X[idx[held]], y[held], labels[held])
         return train, val

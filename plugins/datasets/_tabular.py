@@ -6,7 +6,8 @@ The protocol is the one of Deep SAD's ODDS experiments, with the reference code'
 2. the semi-supervised sampling of :meth:`sadkit.data.Dataset.semi_supervised_splits` on the 60%
    pool (which also carves the validation split out of the sampled training set);
 3. a ``StandardScaler`` and then a ``MinMaxScaler`` fitted on the sampled training split only and
-   applied to train, validation and test.
+   applied to train, validation and test; the fitted pair is the dataset's ``preprocessor``, so the
+   model takes raw rows.
 
 The test split is the whole 40% (normals and anomalies), unlabeled.
 """
@@ -18,10 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from sadkit.data import Dataset, Split, resolve_known_outlier_classes
 from sadkit.errors import InvalidInputError
+from sadkit.preprocessing import MinMax, Preprocessor, Standardize
 
 #: class labels of a binary tabular dataset
 NORMAL = 0
@@ -41,6 +42,7 @@ class TabularSplits:
     train_index: np.ndarray
     val_index: np.ndarray
     test_index: np.ndarray
+    preprocessor: Preprocessor
 
 
 def check_binary_params(dataset: Dataset, what: str) -> None:
@@ -135,7 +137,7 @@ def protocol_splits(dataset: Dataset, X: np.ndarray, y: np.ndarray) -> TabularSp
     )
     # The sampler picks rows of its X; handing it the pool's positions gives back positions into
     # the original table, so the splits can be traced (and tested for overlap) and X indexed once.
-    (train_index, y_train, semi_train), (val_index, y_val, semi_val) = dataset.semi_supervised_splits(
+    (train_index, y_train, labels_train), (val_index, y_val, labels_val) = dataset.semi_supervised_splits(
         pool,
         y[pool],
         normal_classes=[NORMAL],
@@ -144,20 +146,23 @@ def protocol_splits(dataset: Dataset, X: np.ndarray, y: np.ndarray) -> TabularSp
         rng=rng,
     )
     X_train = X[train_index]
-    standard = StandardScaler().fit(X_train)
-    minmax = MinMaxScaler().fit(standard.transform(X_train))
+    standard = Standardize.fit(X_train)
+    minmax = MinMax.fit(standard.transform(X_train))
+    preprocessor = Preprocessor(
+        [standard, minmax], input_shape=(X.shape[1],), feature_names=[f"x{i}" for i in range(X.shape[1])]
+    )
 
     def scale(A: np.ndarray) -> np.ndarray:
         if len(A) == 0:
             return np.empty((0, X.shape[1]), dtype=np.float32)
-        return minmax.transform(standard.transform(A)).astype(np.float32)
+        return preprocessor.transform(A)
 
     def as_int(a: np.ndarray) -> np.ndarray:
         return np.asarray(a, dtype=np.int64)
 
-    train = Split(scale(X_train), as_int(y_train), as_int(semi_train))
-    val = Split(scale(X[val_index]), as_int(y_val), as_int(semi_val))
-    test = Split(scale(X[test_index]), as_int(y[test_index]), np.zeros(len(test_index), dtype=np.int64))
+    train = Split(scale(X_train), as_int(y_train), labels=as_int(labels_train), ids=as_int(train_index))
+    val = Split(scale(X[val_index]), as_int(y_val), labels=as_int(labels_val), ids=as_int(val_index))
+    test = Split(scale(X[test_index]), as_int(y[test_index]), ids=as_int(test_index))
     return TabularSplits(
         train=train,
         val=val,
@@ -165,6 +170,7 @@ def protocol_splits(dataset: Dataset, X: np.ndarray, y: np.ndarray) -> TabularSp
         train_index=as_int(train_index),
         val_index=as_int(val_index),
         test_index=as_int(test_index),
+        preprocessor=preprocessor,
     )
 
 
@@ -187,4 +193,5 @@ class TabularDataset(Dataset):
         self._train_index = splits.train_index
         self._val_index = splits.val_index
         self._test_index = splits.test_index
+        self._preprocessor = splits.preprocessor
         return splits.train, splits.val, splits.test

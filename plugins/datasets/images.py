@@ -48,9 +48,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from sadkit.data import LABELED_ANOMALY, Dataset, Split, resolve_known_outlier_classes
+from sadkit.data import ANOMALY, Dataset, Split, resolve_known_outlier_classes
 from sadkit.download import download, verify_file
 from sadkit.errors import DataError, InvalidInputError
+from sadkit.preprocessing import (
+    ContrastNormalize,
+    PixelScale,
+    Preprocessor,
+    Transform,
+    global_contrast_normalization,
+)
 
 N_CLASSES = 10
 PREPROCESSING = ("scale", "gcn")
@@ -215,21 +222,9 @@ def _safe_extract(archive: Path, dest: Path, folder: str) -> None:
 # ------------------------------------------------------------------------------------------ preprocessing
 
 
-def global_contrast_normalization(X: np.ndarray) -> np.ndarray:
-    """Per image: subtract its mean and divide by its mean absolute deviation (GCN, L1; Deep SVDD).
-
-    ``X`` is ``(n, ...)`` float32; a constant image (deviation 0) becomes all zeros instead of NaN.
-    """
-    flat = X.reshape(len(X), int(np.prod(X.shape[1:])))
-    flat = flat - flat.mean(axis=1, keepdims=True, dtype=np.float64).astype(np.float32)
-    scale = np.abs(flat).mean(axis=1, keepdims=True, dtype=np.float64).astype(np.float32)
-    np.divide(flat, scale, out=flat, where=scale > 0)
-    return flat.reshape(X.shape)
-
-
 def scale_pixels(X: np.ndarray) -> np.ndarray:
     """uint8 pixels -> float32 in [0, 1], bit for bit as ``transforms.ToTensor()`` (x / 255 in float32)."""
-    return np.divide(X, np.float32(255.0), dtype=np.float32)
+    return PixelScale().transform(X)
 
 
 # ------------------------------------------------------------------------------------------ datasets
@@ -375,28 +370,27 @@ class ImageDataset(Dataset):
         self._known_outlier_classes = known
         # The sampler picks rows of its X: handing it positions gives back positions into the
         # official training set, so only the chosen images are converted to float.
-        (train_idx, y_train, semi_train), (val_idx, y_val, semi_val) = self.semi_supervised_splits(
+        (train_idx, y_train, labels_train), (val_idx, y_val, labels_val) = self.semi_supervised_splits(
             np.arange(len(labels_train)), labels_train, [self.normal_class], outliers, known, rng
         )
         self._train_index, self._val_index = train_idx, val_idx
-        X_train = scale_pixels(X_train_all[train_idx])
-        X_val = scale_pixels(X_train_all[val_idx])
-        X_test = scale_pixels(X_test_raw)
+        steps: list[Transform] = [PixelScale()]
         if self.preprocessing == "gcn":
-            X_train, X_val, X_test = (global_contrast_normalization(A) for A in (X_train, X_val, X_test))
-            reference = X_train[semi_train != LABELED_ANOMALY]
+            # the min-max bounds come from the training images that are not labeled anomalies
+            reference = global_contrast_normalization(scale_pixels(X_train_all[train_idx[labels_train != ANOMALY]]))
             low, high = (float(reference.min()), float(reference.max())) if reference.size else (0.0, 1.0)
             self._minmax = (low, high)
-            span = np.float32(high - low) if high > low else np.float32(1.0)
-            for A in (X_train, X_val, X_test):
-                np.subtract(A, np.float32(low), out=A)
-                np.divide(A, span, out=A)
+            steps = [PixelScale(), ContrastNormalize(low=low, high=high)]
+        self._preprocessor = Preprocessor(steps, input_shape=self.image_shape)
+        X_train, X_val, X_test = (
+            self._preprocessor.transform(A) for A in (X_train_all[train_idx], X_train_all[val_idx], X_test_raw)
+        )
         y_test = (labels_test != self.normal_class).astype(np.int64)
         as_int = lambda a: np.asarray(a, dtype=np.int64)  # noqa: E731
         return (
-            Split(X_train, as_int(y_train), as_int(semi_train)),
-            Split(X_val, as_int(y_val), as_int(semi_val)),
-            Split(X_test, y_test, np.zeros(len(y_test), dtype=np.int64)),
+            Split(X_train, as_int(y_train), labels=as_int(labels_train), ids=as_int(train_idx)),
+            Split(X_val, as_int(y_val), labels=as_int(labels_val), ids=as_int(val_idx)),
+            Split(X_test, y_test, ids=np.arange(len(y_test))),
         )
 
     @property

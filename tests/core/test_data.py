@@ -11,17 +11,20 @@ import pytest
 from sadkit.data import (
     LABELED_ANOMALY,
     LABELED_NORMAL,
-    UNLABELED,
+    SEMI_UNLABELED,
     Dataset,
     Split,
     check_features,
+    check_labels,
     check_ratio,
     check_semi_labels,
+    from_semi_y,
     default_data_root,
     resolve_known_outlier_classes,
     sample_counts,
     semi_supervised_sample,
     stratified_holdout,
+    to_semi_y,
 )
 from sadkit.errors import InvalidInputError
 
@@ -167,7 +170,7 @@ def test_sample_follows_the_counts_and_classes() -> None:
     assert idx.dtype == np.int64 and semi.dtype == np.int64
     assert (semi == LABELED_NORMAL).sum() == kn
     assert (semi == LABELED_ANOMALY).sum() == ka
-    assert (semi == UNLABELED).sum() == un + ua
+    assert (semi == SEMI_UNLABELED).sum() == un + ua
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -279,21 +282,54 @@ def test_resolve_known_outlier_classes_errors(known: int | None, n_known: int, m
 
 def test_split_length_mismatch() -> None:
     with pytest.raises(InvalidInputError, match="disagree in length"):
-        Split(np.zeros((3, 2)), np.zeros(2), np.zeros(3))
-    with pytest.raises(InvalidInputError, match="semi_y 4"):
-        Split(np.zeros((3, 2)), np.zeros(3), np.zeros(4))
+        Split(np.zeros((3, 2)), np.zeros(2), labels=np.zeros(3))
+    with pytest.raises(InvalidInputError, match="labels 4"):
+        Split(np.zeros((3, 2)), np.zeros(3), labels=np.zeros(4))
+    with pytest.raises(InvalidInputError, match="ids 2"):
+        Split(np.zeros((3, 2)), np.zeros(3), ids=[7, 8])
 
 
 def test_split_summary_and_len() -> None:
-    split = Split(np.zeros((5, 2)), np.array([0, 0, 1, 1, 0]), np.array([1, 0, -1, 0, 0]))
+    split = Split(np.zeros((5, 2)), np.array([0, 0, 1, 1, 0]), labels=np.array([0, -1, 1, -1, -1]))
     assert len(split) == 5
     assert split.summary() == {"n": 5, "n_anomalies": 2, "n_labeled_normal": 1, "n_labeled_anomalies": 1}
+    assert split.ids.tolist() == [0, 1, 2, 3, 4]
 
 
 def test_split_is_frozen() -> None:
-    split = Split(np.zeros((1, 1)), np.zeros(1), np.zeros(1))
+    split = Split(np.zeros((1, 1)), np.zeros(1))
     with pytest.raises(AttributeError):
         split.X = np.ones((1, 1))  # type: ignore[misc]
+
+
+def test_split_labels_are_the_users_convention_and_semi_y_the_papers() -> None:
+    """1 = anomaly, 0 = normal, -1 = unlabeled; the paper's +1/-1/0 only when asked for by name."""
+    labels = np.array([1, 0, -1, 1])
+    split = Split(np.zeros((4, 1)), np.zeros(4), labels=labels)
+    assert split.semi_y.tolist() == [LABELED_ANOMALY, LABELED_NORMAL, SEMI_UNLABELED, LABELED_ANOMALY]
+    ported = Split(np.zeros((4, 1)), np.zeros(4), semi_y=[-1, 1, 0, -1])
+    assert ported.labels.tolist() == labels.tolist()
+    assert Split(np.zeros((2, 1)), np.zeros(2)).labels.tolist() == [-1, -1]  # no labels: all unlabeled
+    with pytest.raises(TypeError):  # a positional third argument (written for the paper's codes) is refused
+        Split(np.zeros((2, 1)), np.zeros(2), np.ones(2))  # type: ignore[misc]
+    with pytest.raises(InvalidInputError, match="not both"):
+        Split(np.zeros((2, 1)), np.zeros(2), labels=[1, 0], semi_y=[1, 0])
+    assert from_semi_y(to_semi_y(labels)).tolist() == labels.tolist()
+
+
+def test_check_labels_reads_the_users_convention() -> None:
+    assert check_labels(None, 3).tolist() == [-1, -1, -1]
+    assert check_labels([1, 0, -1], 3).tolist() == [1, 0, -1]
+    assert check_labels(np.array([1.0, np.nan, 0.0]), 3).tolist() == [1, -1, 0]
+    assert check_labels(np.array([True, False]), 2).tolist() == [1, 0]
+    with pytest.warns(Warning, match="column-vector"):  # scikit-learn's DataConversionWarning
+        assert check_labels(np.array([[1], [0]]), 2).tolist() == [1, 0]
+    with pytest.raises(InvalidInputError, match="found \\[2.0\\]"):
+        check_labels([1, 2, 0], 3)
+    with pytest.raises(InvalidInputError, match="shape \\(3,\\)"):
+        check_labels([1, 0], 3)
+    with pytest.raises(InvalidInputError, match="must hold 1"):
+        check_labels(["fraud", "ok"], 2)
 
 
 def test_check_features_accepts_and_converts() -> None:
@@ -348,8 +384,8 @@ class ToyDataset(Dataset):
         known = resolve_known_outlier_classes([1, 2], self.known_outlier_class, self.n_known_outlier_classes, rng)
         train, val = self.semi_supervised_splits(X, labels, [0], [1, 2], known, rng)
         self._labels = labels
-        empty = Split(np.zeros((0, 1)), np.zeros(0), np.zeros(0))
-        return Split(*train), Split(*val), empty
+        empty = Split(np.zeros((0, 1)), np.zeros(0))
+        return Split(train[0], train[1], labels=train[2]), Split(val[0], val[1], labels=val[2]), empty
 
 
 def test_semi_supervised_splits_carves_a_disjoint_stratified_validation_set() -> None:
@@ -366,7 +402,7 @@ def test_semi_supervised_splits_carves_a_disjoint_stratified_validation_set() ->
         assert (split.y[split.semi_y == LABELED_NORMAL] == 0).all()
         assert (ds._labels[rows][split.semi_y == LABELED_ANOMALY] == 1).all()  # known class only
     # every kind of sample is held out in proportion
-    for semi in (LABELED_NORMAL, UNLABELED, LABELED_ANOMALY):
+    for semi in (LABELED_NORMAL, SEMI_UNLABELED, LABELED_ANOMALY):
         total = (train.semi_y == semi).sum() + (val.semi_y == semi).sum()
         assert total > 0
         assert abs((val.semi_y == semi).sum() - 0.2 * total) <= 1
