@@ -132,7 +132,15 @@ def open_storage(
         ) from err
 
 
-try:  # heartbeats for journal files: Optuna implements them for RDB storages only
+# Heartbeats for journal files keep one import from a private Optuna module, as there is no public way.
+# Optuna 5.0 gives heartbeats to RDBStorage only (heartbeat_interval, grace_period and
+# heartbeat_stale_trial_callback, used above through the public API); JournalStorage takes no such option.
+# Study.optimize starts its heartbeat thread, and the public optuna.storages.fail_stale_trials fails stale
+# trials, only for a storage that is an instance of optuna.storages._heartbeat.BaseHeartbeat, which Optuna
+# does not export; the public RetryHeartbeatStaleTrialCallback is only a callback for such a storage. Should a
+# later Optuna move or drop that class, the import fails and journal files run without heartbeats (RDB
+# storages keep theirs).
+try:
     from optuna.storages._heartbeat import BaseHeartbeat
 
     class _HeartbeatJournalStorage(optuna.storages.JournalStorage, BaseHeartbeat):
