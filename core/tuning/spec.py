@@ -106,6 +106,7 @@ class StudySpec:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> StudySpec:
+        """Read a study spec from a YAML file (an experiment spec with the study keys at the top level)."""
         path = Path(path)
         try:
             raw = yaml.safe_load(path.read_text())
@@ -158,9 +159,11 @@ class StudySpec:
             _distribution(str(name), raw)  # raises SpecError naming space.<name>
 
     def resolved_seeds(self) -> list[int]:
+        """The experiment seeds a trial runs: ``seeds``, or the experiment's ``seed``."""
         return list(self.seeds) if self.seeds else [self.experiment.seed]
 
     def resolved_name(self) -> str:
+        """The study name: ``study_name``, or ``<detector>-<dataset>[-<data name>]``."""
         if self.study_name:
             return str(self.study_name)
         parts = [self.experiment.detector, self.experiment.dataset, self.experiment.data.get("name")]
