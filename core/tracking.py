@@ -193,6 +193,18 @@ class Tracker:
     def get_run(self, run_id: str) -> Any:
         return self.client.get_run(run_id)
 
+    def run_status(self, run_id: str) -> str:
+        """The status of a run: RUNNING, FINISHED, FAILED, KILLED or SCHEDULED."""
+        return run_status(self, run_id)
+
+    def set_run_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        """Set tags on any run of the tracker's store (open or ended)."""
+        set_run_tags(self, run_id, tags)
+
+    def end_run(self, run_id: str, status: str = "FAILED", tags: Mapping[str, Any] | None = None) -> None:
+        """End a run that its own process can no longer end (e.g. one whose worker was killed)."""
+        end_run(self, run_id, status, tags)
+
     def finished_runs_by_tag(self, tag: str) -> dict[str, Any]:
         """FINISHED runs of this experiment that carry ``tag``, by the tag's value (newest wins)."""
         found: dict[str, Any] = {}
