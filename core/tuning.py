@@ -47,7 +47,7 @@ from .errors import SadkitError, SpecError
 from .experiment import ExperimentSpec, build, run_experiment
 from .registry import get
 from .serialize import to_json
-from .tracking import Tracker, end_run, resolve_tracking_uri, run_status, set_run_tags
+from .tracking import Tracker, resolve_tracking_uri
 
 #: objectives a study may maximise (validation metrics only: model selection never sees the test set)
 METRICS = ("val_auroc", "val_auprc")
@@ -995,12 +995,12 @@ def _tag_trial_run(tracker: Tracker, trial: FrozenTrial) -> None:
     if trial.state == TrialState.COMPLETE:
         tags["sadkit.objective"] = trial.value
     try:
-        if trial.state == TrialState.FAIL and run_status(tracker, run_id) not in ("FAILED", "KILLED"):
+        if trial.state == TrialState.FAIL and tracker.run_status(run_id) not in ("FAILED", "KILLED"):
             # the run itself finished, but the trial failed after it (e.g. a NaN objective)
             error = trial.user_attrs.get(_ATTR + "error", "the trial failed")
-            end_run(tracker, run_id, "FAILED", {**tags, "error": error})
+            tracker.end_run(run_id, "FAILED", {**tags, "error": error})
         else:
-            set_run_tags(tracker, run_id, tags)
+            tracker.set_run_tags(run_id, tags)
     except Exception as err:  # noqa: BLE001 - the store may be another one; never break the study for a tag
         warnings.warn(f"could not tag the MLflow run {run_id} of trial {trial.number}: {err}", stacklevel=2)
 
@@ -1014,7 +1014,7 @@ def _tag_best(tracker: Tracker, parent_run_id: str, best: FrozenTrial) -> None:
         "sadkit.best_params": json.dumps(to_json(params), sort_keys=True),
         **{f"best.{k}": json.dumps(to_json(v)) if isinstance(v, (list, dict)) else v for k, v in params.items()},
     }
-    set_run_tags(tracker, parent_run_id, tags)
+    tracker.set_run_tags(parent_run_id, tags)
 
 
 class _StaleRuns:
@@ -1033,12 +1033,12 @@ class _StaleRuns:
         try:
             if run_id:
                 for child in _running_children(self.tracker, run_id):
-                    end_run(self.tracker, child, "FAILED", tags)
-                if run_status(self.tracker, run_id) == "RUNNING":
-                    end_run(self.tracker, run_id, "FAILED", tags)
+                    self.tracker.end_run(child, "FAILED", tags)
+                if self.tracker.run_status(run_id) == "RUNNING":
+                    self.tracker.end_run(run_id, "FAILED", tags)
             parent = trial.user_attrs.get(_ATTR + "parent_run_id")
-            if parent and trial.user_attrs.get(_ATTR + "in_parent") and run_status(self.tracker, parent) == "RUNNING":
-                end_run(self.tracker, parent, "FAILED", {"error": "the study process stopped (killed?)"})
+            if parent and trial.user_attrs.get(_ATTR + "in_parent") and self.tracker.run_status(parent) == "RUNNING":
+                self.tracker.end_run(parent, "FAILED", {"error": "the study process stopped (killed?)"})
         except Exception as err:  # noqa: BLE001 - the runs may live in another tracking store
             warnings.warn(f"could not end the MLflow runs of stale trial {trial.number}: {err}", stacklevel=2)
 
