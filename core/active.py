@@ -277,7 +277,7 @@ def run_active(
         ask: the person behind the ``prompt`` oracle: ``ask(id, description) -> 0 or 1``.
         on_round: called with every round's record (for progress output).
     """
-    from .tracking import Tracker, log_active_curve
+    from .tracking import Tracker
 
     warn_broken()
     _check_spec(spec)
@@ -366,7 +366,7 @@ def run_active(
             round_no += 1
             layer.fit(X, semi)
         seconds = time.perf_counter() - started
-        log_active_curve(run, rounds, title=f"{spec.detector} on {name or spec.dataset}, {spec.strategy} queries")
+        run.log_active_curve(rounds, title=f"{spec.detector} on {name or spec.dataset}, {spec.strategy} queries")
         result = ActiveResult(
             run_id=run.run_id,
             detector=spec.detector,

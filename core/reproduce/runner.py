@@ -1,0 +1,139 @@
+"""Running a reproduction: every cell that has not finished yet, in this process or a local process pool.
+
+Every cell is one tracked experiment, tagged with its stable key, nested under one parent run per
+invocation. Cells whose run already FINISHED in the tracking store are read back, not run again, so
+an interrupted reproduction resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from ..errors import SadkitError
+from .report import CellResult, aggregate, write_outputs
+from .spec import KEY_TAG, Cell, ReproductionSpec
+
+
+def _run_cell(cell: Cell, parent_run_id: str | None) -> CellResult:
+    from ..experiment import run_experiment
+
+    started = time.perf_counter()
+    result = run_experiment(
+        cell.experiment_spec(),
+        parent_run_id=parent_run_id,
+        tags={KEY_TAG: cell.key, "sadkit.reproduce.method": cell.method.label},
+    )
+    return CellResult.of(
+        cell,
+        test_auroc=result.test_auroc,
+        val_auroc=result.val_auroc,
+        run_id=result.run_id,
+        reused=False,
+        wall_seconds=time.perf_counter() - started,
+    )
+
+
+def _run_cell_in_worker(args: tuple[Cell, str | None]) -> CellResult:
+    return _run_cell(*args)
+
+
+def preflight(spec: ReproductionSpec) -> None:
+    """Load every data setting once, so a missing dataset fails before any cell runs."""
+    from ..registry import create_dataset
+
+    for setting in spec.settings():
+        params = {**spec.data, **setting}
+        try:
+            create_dataset(spec.dataset, seed=spec.seeds[0] if spec.seeds else 0, **params).load()
+        except SadkitError as err:
+            raise SadkitError(f"data setting {params} of {spec.dataset!r} cannot be loaded: {err}") from err
+
+
+def reproduce(
+    spec: ReproductionSpec,
+    out: str | Path,
+    workers: int = 1,
+    on_cell: Callable[[CellResult, int, int], None] | None = None,
+    report_only: bool = False,
+) -> dict[str, Any]:
+    """Run (or read back) every cell, aggregate, and write table.md, cells.csv, runs.csv, plot.png.
+
+    With ``report_only`` nothing is computed: the outputs hold the cells that already finished (a table
+    entry from fewer seeds than the spec's says ``n=``), e.g. to look at a long reproduction half-way.
+    """
+    from ..tracking import Tracker
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paper, source = spec.paper_values()
+    preflight(spec)
+    tracker = Tracker(spec.tracking_uri, spec.experiment or spec.name)
+    cells = spec.cells()
+    finished = tracker.finished_runs_by_tag(KEY_TAG)
+    results: list[CellResult] = []
+    todo: list[Cell] = []
+    for cell in cells:
+        run = finished.get(cell.key)
+        if run is None:
+            todo.append(cell)
+        else:
+            metrics = run.data.metrics
+            results.append(
+                CellResult.of(
+                    cell,
+                    test_auroc=metrics.get("test_auroc", math.nan),
+                    val_auroc=metrics.get("val_auroc", math.nan),
+                    run_id=run.info.run_id,
+                    reused=True,
+                    wall_seconds=_run_seconds(run),
+                )
+            )
+    with tracker.start_run(run_name=f"reproduce {spec.name}", tags={"sadkit.reproduce": spec.name}) as parent:
+        parent.log_params(
+            {"reproduction": spec.name, "n_cells": len(cells), "n_reused": len(results), "workers": workers}
+        )
+        done = len(results)
+        missing = len(todo) if report_only else 0
+        if report_only:
+            todo = []
+        if workers <= 1:
+            for cell in todo:
+                result = _run_cell(cell, parent.run_id)
+                results.append(result)
+                done += 1
+                if on_cell:
+                    on_cell(result, done, len(cells))
+        else:
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+                for result in pool.map(_run_cell_in_worker, [(c, parent.run_id) for c in todo]):
+                    results.append(result)
+                    done += 1
+                    if on_cell:
+                        on_cell(result, done, len(cells))
+        summary = aggregate(spec, results, paper)
+        write_outputs(spec, out, results, summary, source)
+        for name in ("table.md", "cells.csv", "runs.csv", "plot.png"):
+            parent.log_artifact(out / name)
+        parent.log_metrics({"n_computed": len(todo), "n_reused": len(results) - len(todo), "n_missing": missing})
+        run_id = parent.run_id
+    return {
+        "parent_run_id": run_id,
+        "n_cells": len(cells),
+        "n_computed": len(todo),
+        "n_reused": len(results) - len(todo),
+        "n_missing": missing,
+        "out": str(out),
+        "cells": summary,
+    }
+
+
+def _run_seconds(run: Any) -> float:
+    start, end = run.info.start_time, run.info.end_time
+    return (end - start) / 1000.0 if start and end else math.nan

@@ -1,0 +1,50 @@
+"""Everything MLflow: the only package of sadkit that imports mlflow.
+
+One run per experiment (nested runs for study trials). A run logs its parameters (flattened),
+per-epoch losses (``pretrain_loss``, ``train_loss``; step = epoch), validation and test metrics,
+learned arrays such as the hypersphere center ``c`` (artifact + ``c_norm`` metric), the fitted detector
+as an MLflow pyfunc model whose ``predict`` returns anomaly scores, a ROC curve and a score histogram
+(and, for image data, grids of the 32 most and 32 least anomalous test images).
+A run that raises ends FAILED (KILLED on Ctrl-C) and keeps what it logged.
+
+The default tracking store is a SQLite file in the working directory (``sqlite:///mlflow.db``);
+``MLFLOW_TRACKING_URI`` or an explicit URI overrides it.
+
+Modules: ``store`` (the tracking URI, reachability, ending runs), ``tracker`` (:class:`Tracker`: the
+store and experiment, opening and querying runs), ``run`` (:class:`RunLogger`: what goes into a run),
+``model`` (the pyfunc model flavour of a detector).
+"""
+
+import os
+
+# before mlflow is first imported (by the modules below)
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+from .model import MODEL_ARTIFACT, DetectorModel, download_detector, load_model  # noqa: E402
+from .run import RunLogger, flatten  # noqa: E402
+from .store import (  # noqa: E402
+    DEFAULT_EXPERIMENT,
+    DEFAULT_TRACKING_URI,
+    PARENT_TAG,
+    get_run,
+    resolve_tracking_uri,
+    terminate,
+)
+from .tracker import Tracker  # noqa: E402
+
+__all__ = [
+    "DEFAULT_EXPERIMENT",
+    "DEFAULT_TRACKING_URI",
+    "MODEL_ARTIFACT",
+    "PARENT_TAG",
+    "DetectorModel",
+    "RunLogger",
+    "Tracker",
+    "download_detector",
+    "flatten",
+    "get_run",
+    "load_model",
+    "resolve_tracking_uri",
+    "terminate",
+]

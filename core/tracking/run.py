@@ -1,0 +1,174 @@
+"""``RunLogger``: what sadkit logs into one open MLflow run (params, tags, metrics, artifacts, figures).
+
+Metrics from training callbacks are buffered and sent in batches; figures come from :mod:`sadkit.plots`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+from ..callbacks import Callback
+from ..detector import Detector
+from ..serialize import to_json
+from .model import MODEL_ARTIFACT, save_model
+from .store import quiet
+
+_BATCH = 500  # MLflow accepts at most 1000 metrics / 100 params per batch
+
+
+def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": "1"}``; lists and tuples as JSON."""
+    flat: dict[str, str] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, prefix=f"{name}."))
+        elif isinstance(value, (list, tuple)):
+            flat[name] = json.dumps(to_json(list(value)))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+class RunLogger:
+    """Logs into one run. Metrics from callbacks are buffered and sent in batches.
+
+    Args:
+        client: the store's client.
+        run_id: the run to log into.
+        flush_seconds: buffered metrics are sent at least this often.
+    """
+
+    def __init__(self, client: MlflowClient, run_id: str, flush_seconds: float = 5.0) -> None:
+        self.client = client
+        self.run_id = run_id
+        self._pending: list[Metric] = []
+        self._flush_seconds = flush_seconds
+        self._last_flush = time.monotonic()
+
+    # ------------------------------------------------------------------ basics
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Log parameters, nested mappings flattened to dotted names (see :func:`flatten`)."""
+        items = [Param(k, v[:6000]) for k, v in flatten(params).items()]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(self.run_id, params=items[i : i + 100])
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        """Set tags (values as strings)."""
+        items = [RunTag(k, str(v)) for k, v in tags.items()]
+        if items:
+            self.client.log_batch(self.run_id, tags=items)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0, buffered: bool = False) -> None:
+        """Log metrics at ``step`` (None values are skipped); ``buffered`` ones are sent by :meth:`flush`."""
+        now = int(time.time() * 1000)
+        for key, value in metrics.items():
+            if value is None:
+                continue
+            self._pending.append(Metric(key, float(value), now, int(step)))
+        if not buffered or time.monotonic() - self._last_flush > self._flush_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send the buffered metrics."""
+        pending, self._pending = self._pending, []
+        for i in range(0, len(pending), _BATCH):
+            self.client.log_batch(self.run_id, metrics=pending[i : i + _BATCH])
+        self._last_flush = time.monotonic()
+
+    def epoch_callback(self) -> Callback:
+        """A callback logging ``<phase>_loss``, ``<phase>_lr`` and ``<phase>_val_auroc`` per epoch."""
+        return _EpochLogger(self)
+
+    # ------------------------------------------------------------------ artifacts
+    def log_artifact(self, path: str | os.PathLike, artifact_path: str | None = None) -> None:
+        """Upload a local file (into the folder ``artifact_path`` of the run's artifacts)."""
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_dict(self, data: Any, artifact_file: str) -> None:
+        """Log ``data`` as a JSON (or YAML, by the file's extension) artifact."""
+        self.client.log_dict(self.run_id, data, artifact_file)
+
+    def log_figure(self, figure: Any, artifact_file: str) -> None:
+        """Log a matplotlib figure as an image artifact (e.g. ``plots/roc_test.png``)."""
+        self.client.log_figure(self.run_id, figure, artifact_file)
+
+    def log_arrays(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Each array as ``arrays/<name>.npy`` and ``.json``, and its norm as ``<name>_norm``."""
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, array in arrays.items():
+                array = np.asarray(array)
+                np.save(Path(tmp) / f"{name}.npy", array)
+                (Path(tmp) / f"{name}.json").write_text(json.dumps(to_json(array)))
+                self.log_metrics({f"{name}_norm": float(np.linalg.norm(array))})
+            if arrays:
+                self.client.log_artifacts(self.run_id, tmp, "arrays")
+
+    def log_detector(self, detector: Detector, input_example: np.ndarray) -> str:
+        """Log the fitted detector as a pyfunc model; return its ``runs:/`` URI."""
+        with tempfile.TemporaryDirectory() as tmp, quiet("mlflow"):
+            model_dir = save_model(detector, input_example, Path(tmp))
+            self.client.log_artifacts(self.run_id, str(model_dir), MODEL_ARTIFACT)
+        return f"runs:/{self.run_id}/{MODEL_ARTIFACT}"
+
+    # ------------------------------------------------------------------ figures
+    def log_evaluation_plots(self, y_true: np.ndarray, scores: np.ndarray, split: str = "test") -> None:
+        """A ROC curve and a histogram of the scores of normals and anomalies.
+
+        Logged as ``plots/roc_<split>.png`` and ``plots/scores_<split>.png``.
+        """
+        from ..plots import roc_figure, score_histogram
+
+        self.log_figure(roc_figure(y_true, scores, split), f"plots/roc_{split}.png")
+        self.log_figure(score_histogram(y_true, scores, split), f"plots/scores_{split}.png")
+
+    def log_image_grids(
+        self, X: np.ndarray, scores: np.ndarray, y_true: np.ndarray | None = None, k: int = 32, split: str = "test"
+    ) -> None:
+        """Grids of the ``k`` most and ``k`` least anomalous images of ``X`` (``(n, C, H, W)``, C = 1 or 3).
+
+        Logged as ``plots/most_anomalous_<split>.png`` and ``plots/least_anomalous_<split>.png``; each
+        tile shows its score, and ground-truth anomalies (``y_true == 1``) get a red frame. Nothing is
+        logged when ``X`` is not a batch of such images or no score is finite.
+        """
+        from ..plots import anomaly_grids
+
+        for name, figure in anomaly_grids(X, scores, y_true, k=k, split=split).items():
+            self.log_figure(figure, f"plots/{name}_anomalous_{split}.png")
+
+    def log_active_curve(self, rounds: Sequence[Mapping[str, Any]], title: str = "active learning") -> None:
+        """Plot test AUROC and anomalies found against the number of queries (``plots/active_curve.png``)
+        and log the rounds as ``active_rounds.json``. The per-round metrics (step = queries) are logged by
+        the loop itself as they come."""
+        from ..plots import active_curve
+
+        self.log_figure(active_curve(rounds, title), "plots/active_curve.png")
+        self.log_dict(to_json(list(rounds)), "active_rounds.json")
+
+
+class _EpochLogger(Callback):
+    """Sends a fit's per-epoch logs to a run, buffered; flushed at the end of each phase."""
+
+    def __init__(self, logger: RunLogger) -> None:
+        self.logger = logger
+
+    def on_epoch_end(self, phase: str, epoch: int, logs: Mapping[str, float]) -> None:
+        metrics = {}
+        for key, value in logs.items():
+            if value is not None and not (isinstance(value, float) and math.isnan(value)):
+                metrics[f"{phase}_{key}"] = value
+        self.logger.log_metrics(metrics, step=epoch, buffered=True)
+
+    def on_phase_end(self, phase: str) -> None:
+        self.logger.flush()

@@ -1,0 +1,155 @@
+"""``Tracker``: one tracking store and experiment; opens runs, queries them and ends them from outside."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from mlflow.entities import RunStatus
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from ..errors import SadkitError
+from .run import RunLogger
+from .store import DEFAULT_EXPERIMENT, PARENT_TAG, check_reachable, quiet, resolve_tracking_uri, terminate
+
+
+class Tracker:
+    """A tracking store and experiment; opens runs.
+
+    Args:
+        tracking_uri: an MLflow tracking URI (default: :func:`resolve_tracking_uri`).
+        experiment: the experiment's name, created when missing (default ``sadkit``). Under
+            ``mlflow run``, the experiment it chose.
+
+    Raises:
+        SadkitError: the store does not answer or cannot be used.
+    """
+
+    def __init__(self, tracking_uri: str | None = None, experiment: str | None = None) -> None:
+        self.tracking_uri = resolve_tracking_uri(tracking_uri)
+        self.experiment = experiment or DEFAULT_EXPERIMENT
+        self.last_run_id: str | None = None
+        check_reachable(self.tracking_uri)
+        try:
+            with quiet("mlflow.store.db.utils", logging.WARNING), quiet("alembic", logging.WARNING):
+                self.client = MlflowClient(tracking_uri=self.tracking_uri)
+                self.experiment_id = self._experiment_id()
+        except MlflowException as err:
+            raise SadkitError(f"cannot use the MLflow tracking store {self.tracking_uri}: {err.message}") from err
+        except Exception as err:  # noqa: BLE001 - a missing driver, a refused connection, a bad URI
+            raise SadkitError(
+                f"cannot use the MLflow tracking store {self.tracking_uri}: {type(err).__name__}: {err}"
+            ) from err
+
+    def _experiment_id(self) -> str:
+        launched_in = os.environ.get("MLFLOW_EXPERIMENT_ID")
+        if launched_in and os.environ.get("MLFLOW_RUN_ID"):
+            return launched_in  # launched by `mlflow run`, which chose the experiment and the run
+        found = self.client.get_experiment_by_name(self.experiment)
+        if found is not None:
+            return found.experiment_id
+        try:
+            return self.client.create_experiment(self.experiment)
+        except MlflowException:  # created by another process in the meantime
+            found = self.client.get_experiment_by_name(self.experiment)
+            if found is None:
+                raise
+            return found.experiment_id
+
+    # ------------------------------------------------------------------ opening runs
+    @contextmanager
+    def start_run(
+        self,
+        run_name: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        parent_run_id: str | None = None,
+        stop_on: Mapping[type[BaseException], Mapping[str, str]] | None = None,
+    ) -> Iterator[RunLogger]:
+        """Open a run; it ends FINISHED, FAILED when the block raises, KILLED on Ctrl-C.
+
+        ``stop_on`` maps exception types that stop a run on purpose (a pruned study trial) to tags:
+        such a run ends KILLED with those tags instead of FAILED with an ``error`` tag.
+        ``last_run_id`` holds the id of the run opened last (also while it is open).
+        """
+        all_tags = dict(tags or {})
+        if parent_run_id:
+            all_tags[PARENT_TAG] = parent_run_id
+        adopted = None if parent_run_id else os.environ.pop("MLFLOW_RUN_ID", None)
+        if adopted:  # launched by `mlflow run`: log into the run it created (once; nested runs are new)
+            run = self.client.get_run(adopted)
+            if run_name:
+                all_tags["mlflow.runName"] = run_name
+        else:
+            run = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags)
+        logger = RunLogger(self.client, run.info.run_id)
+        self.last_run_id = run.info.run_id
+        if adopted:
+            logger.set_tags(all_tags)
+        status = RunStatus.to_string(RunStatus.FAILED)
+        try:
+            yield logger
+            status = RunStatus.to_string(RunStatus.FINISHED)
+        except KeyboardInterrupt:
+            status = RunStatus.to_string(RunStatus.KILLED)
+            raise
+        except tuple(stop_on or ()) as err:
+            status = RunStatus.to_string(RunStatus.KILLED)
+            stop_tags = next(t for kind, t in (stop_on or {}).items() if isinstance(err, kind))
+            logger.set_tags({**stop_tags, "sadkit.stopped": f"{type(err).__name__}: {err}"[:5000]})
+            raise
+        except BaseException as err:
+            logger.set_tags({"error": f"{type(err).__name__}: {err}"[:5000]})
+            raise
+        finally:
+            logger.flush()
+            terminate(self.client, run.info.run_id, status)
+
+    # ------------------------------------------------------------------ run queries
+    def get_run(self, run_id: str) -> Any:
+        """The MLflow run ``run_id`` of this store (info, params, metrics, tags)."""
+        return self.client.get_run(run_id)
+
+    def run_status(self, run_id: str) -> str:
+        """The status of a run: RUNNING, FINISHED, FAILED, KILLED or SCHEDULED."""
+        return self.client.get_run(run_id).info.status
+
+    def finished_runs_by_tag(self, tag: str) -> dict[str, Any]:
+        """FINISHED runs of this experiment that carry ``tag``, by the tag's value (newest wins)."""
+        found: dict[str, Any] = {}
+        token = None
+        while True:
+            page = self.client.search_runs(
+                [self.experiment_id],
+                filter_string="attributes.status = 'FINISHED'",
+                max_results=1000,
+                order_by=["attributes.start_time ASC"],
+                page_token=token,
+            )
+            for run in page:
+                value = run.data.tags.get(tag)
+                if value is not None:
+                    found[value] = run
+            token = page.token
+            if not token:
+                return found
+
+    # ------------------------------------------------------------------ runs of other processes
+    def set_run_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        """Set tags on any run of this store (open or ended)."""
+        RunLogger(self.client, run_id).set_tags(tags)
+
+    def end_run(self, run_id: str, status: str = "FAILED", tags: Mapping[str, Any] | None = None) -> None:
+        """End a run that its own process can no longer end (e.g. one whose worker was killed).
+
+        Args:
+            run_id: the run to end.
+            status: its final status (FINISHED, FAILED or KILLED).
+            tags: set on the run before it ends.
+        """
+        if tags:
+            self.set_run_tags(run_id, tags)
+        terminate(self.client, run_id, RunStatus.to_string(RunStatus.from_string(status)))
