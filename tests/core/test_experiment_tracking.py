@@ -85,9 +85,9 @@ def test_center_artifact_matches_its_norm(finished):
     assert np.linalg.norm(c) == pytest.approx(norm, rel=1e-5)
 
 
-def test_logged_model_loads_by_uri_and_scores_new_rows(finished):
+def test_logged_model_loads_by_uri_and_scores_new_rows(finished, monkeypatch):
     uri, result, _ = finished
-    mlflow.set_tracking_uri(uri)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # not mlflow.set_tracking_uri: it would outlive the test
     model = mlflow.pyfunc.load_model(result.model_uri)
     test = create_dataset("synthetic", n_samples=300, seed=11).load()[2]  # rows the model never saw
     scores = np.asarray(model.predict(test.X))
