@@ -144,14 +144,18 @@ class OCSVM(FeatureDetector):
             "gamma": trial.suggest_float("gamma", 2.0**-7, 2.0**2, log=True),
         }
 
-    def _fit_features(self, Z, semi_y, *, eval_set, seed) -> None:
-        from sklearn.svm import OneClassSVM
-
+    def _validate_params(self) -> None:
+        super()._validate_params()
         if self.nu is not None and not 0.0 < float(self.nu) <= 1.0:
             raise InvalidInputError(f"OCSVM: nu must be in (0, 1], got {self.nu!r}")
         if self.gamma is not None and not float(self.gamma) > 0.0:
             raise InvalidInputError(f"OCSVM: gamma must be > 0, got {self.gamma!r}")
-        idx = subsample(semi_y, _check_max_samples(self.max_samples), np.random.default_rng(seed))
+        _check_max_samples(self.max_samples)
+
+    def _fit_features(self, Z, semi_y, *, eval_set, seed) -> None:
+        from sklearn.svm import OneClassSVM
+
+        idx = subsample(semi_y, self.max_samples, np.random.default_rng(seed))
         Z = Z[idx]
 
         def fit(candidate: dict[str, float]) -> dict[str, Any]:
@@ -280,16 +284,19 @@ class IsolationForest(FeatureDetector):
             "max_features": trial.suggest_float("max_features", 0.5, 1.0),
         }
 
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        _positive_int("n_estimators", self.n_estimators)
+        _positive_int("max_samples", self.max_samples)
+        if not 0.0 < float(self.max_features) <= 1.0:
+            raise InvalidInputError(f"IsolationForest: max_features must be in (0, 1], got {self.max_features!r}")
+
     def _fit_features(self, Z, semi_y, *, eval_set, seed) -> None:
         from sklearn.ensemble import IsolationForest as SkIsolationForest
 
-        n_estimators = _positive_int("n_estimators", self.n_estimators)
-        max_samples = min(_positive_int("max_samples", self.max_samples), len(Z))
-        if not 0.0 < float(self.max_features) <= 1.0:
-            raise InvalidInputError(f"IsolationForest: max_features must be in (0, 1], got {self.max_features!r}")
         forest = SkIsolationForest(
-            n_estimators=n_estimators,
-            max_samples=max_samples,
+            n_estimators=int(self.n_estimators),
+            max_samples=min(int(self.max_samples), len(Z)),
             max_features=float(self.max_features),
             random_state=seed,
             n_jobs=1,
@@ -440,14 +447,19 @@ class KDE(FeatureDetector):
     def search_space(cls, trial: Any) -> dict[str, Any]:
         return {"bandwidth": trial.suggest_float("bandwidth", 2.0**-7, 2.0**5, log=True)}
 
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        if self.bandwidth is not None and not float(self.bandwidth) > 0.0:
+            raise InvalidInputError(f"KDE: bandwidth must be > 0, got {self.bandwidth!r}")
+        _positive_int("cv_folds", self.cv_folds, 2)
+        _check_max_samples(self.max_samples)
+
     def _fit_features(self, Z, semi_y, *, eval_set, seed) -> None:
         from sklearn.model_selection import KFold
 
-        if self.bandwidth is not None and not float(self.bandwidth) > 0.0:
-            raise InvalidInputError(f"KDE: bandwidth must be > 0, got {self.bandwidth!r}")
-        folds = _positive_int("cv_folds", self.cv_folds, 2)
+        folds = int(self.cv_folds)
         rng = np.random.default_rng(seed)
-        Z = Z[subsample(semi_y, _check_max_samples(self.max_samples), rng)]
+        Z = Z[subsample(semi_y, self.max_samples, rng)]
         self.cv_loglik_: list[float] = []
         if self.bandwidth is not None:
             bandwidth, how = float(self.bandwidth), "given"

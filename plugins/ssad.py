@@ -195,28 +195,22 @@ class SSAD(FeatureDetector):
             "eta_l": trial.suggest_float("eta_l", 1.0, 10.0, log=True),
         }
 
-    def _check_params(self) -> int | None:
-        bad = [
-            f"{name}={getattr(self, name)!r}"
-            for name, ok in (
-                ("kappa", float(self.kappa) >= 0),
-                ("eta_u", float(self.eta_u) > 0),
-                ("eta_l", float(self.eta_l) > 0),
-                ("gamma", self.gamma is None or float(self.gamma) > 0),
-            )
-            if not ok
-        ]
-        if bad:
-            raise InvalidInputError(f"SSAD: invalid {', '.join(bad)} (kappa >= 0; eta_u, eta_l and gamma > 0)")
-        if self.max_samples is None:
-            return None
-        if int(self.max_samples) != self.max_samples or int(self.max_samples) < 2:
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        self._reject_invalid(
+            {
+                "kappa": float(self.kappa) >= 0,
+                "eta_u": float(self.eta_u) > 0,
+                "eta_l": float(self.eta_l) > 0,
+                "gamma": self.gamma is None or float(self.gamma) > 0,
+            },
+            "kappa >= 0; eta_u, eta_l and gamma > 0",
+        )
+        if self.max_samples is not None and (int(self.max_samples) != self.max_samples or int(self.max_samples) < 2):
             raise InvalidInputError(f"SSAD: max_samples must be an integer >= 2, got {self.max_samples!r}")
-        return int(self.max_samples)
 
     def _fit_features(self, Z, semi_y, *, eval_set, seed) -> None:
-        max_samples = self._check_params()
-        idx = subsample(semi_y, max_samples, np.random.default_rng(seed))
+        idx = subsample(semi_y, self.max_samples, np.random.default_rng(seed))
         Z, semi_y = Z[idx], semi_y[idx]
         n = len(Z)
         need, have = qp_memory_bytes(n), available_memory_bytes()
