@@ -229,7 +229,18 @@ class Detector(BaseEstimator, ABC):
         return X
 
 
+#: classes saved (format 1) under a module they have since left: old ``module:qualname`` -> new
+_MOVED_CLASSES = {
+    "sadkit.plugins.shallow:OCSVM": "sadkit.plugins.shallow.ocsvm:OCSVM",
+    "sadkit.plugins.shallow:IsolationForest": "sadkit.plugins.shallow.iforest:IsolationForest",
+    "sadkit.plugins.shallow:KDE": "sadkit.plugins.shallow.kde:KDE",
+    "sadkit.plugins.ssad:SSAD": "sadkit.plugins.shallow.ssad:SSAD",
+    "sadkit.plugins.supervised:Supervised": "sadkit.plugins.shallow.supervised:Supervised",
+}
+
+
 def _resolve_class(spec: str) -> type:
+    spec = _MOVED_CLASSES.get(spec, spec)
     module_name, _, qualname = spec.partition(":")
     try:
         obj: Any = importlib.import_module(module_name)

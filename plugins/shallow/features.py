@@ -1,4 +1,4 @@
-"""Raw or autoencoder features for the shallow baselines: the paper's *hybrid* variants.
+"""What the shallow baselines share: raw or autoencoder features (the paper's *hybrid* variants), kernels, selection.
 
 With ``features="raw"`` a shallow detector (OC-SVM, Isolation Forest, KDE, SSAD) runs on the flattened
 input. With ``features="ae"`` it runs on the encoder output of an autoencoder, as the paper's hybrid
@@ -16,7 +16,8 @@ the original run, and another hybrid can load its autoencoder from this run in t
 
 This module also holds what the kernel baselines share: squared distances, the RBF kernel expansion
 that scores a fitted kernel model from stored arrays (so a saved and loaded model scores bit for bit
-the same), and model selection on the validation split.
+the same), seeded subsampling, model selection on the validation split, and the checks of integer
+parameters.
 """
 
 from __future__ import annotations
@@ -34,11 +35,30 @@ from sadkit import Callback, InvalidInputError, SadkitError, TorchDetector, aupr
 from sadkit.torch_detector import PretrainedAutoencoder
 from sadkit.training import as_tensor, predict, seed_everything
 
-from .deepsad.autoencoder import build_autoencoder, pretrain_autoencoder
+from ..deepsad.autoencoder import build_autoencoder, pretrain_autoencoder
 
 FEATURES = ("raw", "ae")
 #: rows of a distance block computed at once (bounds the memory of scoring to ~64 MiB per block)
 _BLOCK_ENTRIES = 1 << 23
+#: parameters that keep the conformance checks quick (the autoencoder ones matter with features=ae)
+FAST_AE = {"ae_n_epochs": 2, "ae_lr_milestones": (1,), "device": "cpu"}
+
+
+# ------------------------------------------------------------------------------------- parameters
+def positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    """``value`` as an int, or :class:`InvalidInputError` unless it is an integer >= ``minimum``."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError) as err:
+        raise InvalidInputError(f"{name} must be an integer >= {minimum}, got {value!r}") from err
+    if number < minimum or number != value:
+        raise InvalidInputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return number
+
+
+def check_max_samples(value: Any) -> int | None:
+    """A subsample size: None (all samples) or an integer >= 2."""
+    return None if value is None else positive_int("max_samples", value, 2)
 
 
 # ------------------------------------------------------------------------------------------ kernels

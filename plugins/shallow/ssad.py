@@ -41,8 +41,10 @@ import numpy as np
 
 from sadkit import InvalidInputError
 
-from .hybrid import (
+from .features import (
+    FAST_AE,
     FeatureDetector,
+    check_max_samples,
     gamma_scale,
     rbf_expansion,
     select_on_validation,
@@ -134,12 +136,12 @@ class SSAD(FeatureDetector):
         max_samples: solve on a seeded subsample of this many training samples that keeps every
             labeled sample (None: all, if the QP fits in memory).
         features, net_name, net_params, ae_run_id, ae_tracking_uri, ae_*: as
-            :class:`sadkit.plugins.shallow.OCSVM` (``features="ae"`` is the paper's hybrid SSAD).
+            :class:`sadkit.plugins.shallow.ocsvm.OCSVM` (``features="ae"`` is the paper's hybrid SSAD).
         device: where the autoencoder trains.
         seed: drives the subsample (and the autoencoder); None draws one.
     """
 
-    fast_params = {"ae_n_epochs": 2, "ae_lr_milestones": (1,), "device": "cpu"}
+    fast_params = dict(FAST_AE)
 
     def __init__(
         self,
@@ -206,8 +208,7 @@ class SSAD(FeatureDetector):
             },
             "kappa >= 0; eta_u, eta_l and gamma > 0",
         )
-        if self.max_samples is not None and (int(self.max_samples) != self.max_samples or int(self.max_samples) < 2):
-            raise InvalidInputError(f"SSAD: max_samples must be an integer >= 2, got {self.max_samples!r}")
+        check_max_samples(self.max_samples)
 
     def _fit_features(self, Z, semi_y, *, eval_set, seed) -> None:
         idx = subsample(semi_y, self.max_samples, np.random.default_rng(seed))
