@@ -189,7 +189,7 @@ class Detector(BaseEstimator, ABC):
         """
 
     def _reject_invalid(self, checks: Mapping[str, bool], rule: str) -> None:
-        """Raise ``InvalidInputError("<Class>: invalid name=value, ... (rule)")`` for each failed check.
+        """Raise ``InvalidInputError("<Class>: invalid name=value, ... (rule)")`` naming every failed check.
 
         Args:
             checks: parameter name -> whether its value is valid.
