@@ -26,6 +26,7 @@ from .errors import (
 from .metrics import auprc, auroc
 from .network import AutoEncoder, Network
 from .registry import create_dataset, create_detector, create_network, list_plugins
+from .torch_detector import TorchDetector
 
 try:
     __version__ = version("sadkit")
@@ -53,6 +54,7 @@ __all__ = [
     "SignalNotAvailableError",
     "Split",
     "SpecError",
+    "TorchDetector",
     "auprc",
     "auroc",
     "create_dataset",

@@ -12,8 +12,9 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -34,8 +35,16 @@ FORMAT_VERSION = 1
 class Detector(BaseEstimator, ABC):
     """Base class of every anomaly detector.
 
-    Subclasses implement ``_fit``, ``_score``, ``_get_state`` and ``_set_state``; the base class
-    validates the input, keeps the input shape and handles saving and loading.
+    Subclasses implement ``_fit``, ``_score``, ``_get_state`` and ``_set_state``, and may check their
+    parameters in ``_validate_params`` (called by :meth:`fit` before ``_fit``); the base class validates
+    the input, keeps the input shape, times the fit and handles saving and loading.
+
+    Attributes:
+        input_shape_: the shape of one training sample (set by :meth:`fit`).
+        timings_: seconds per phase of the last fit, e.g. ``{"pretrain": 1.2, "train": 8.5}``. A detector
+            that times its own phases sets it in ``_fit`` (and keeps it in its state); for one that does
+            not, :meth:`fit` sets ``{"train": <seconds of _fit>}`` (a loaded detector that did not save
+            it has ``{}``).
     """
 
     #: parameters that make ``fit`` quick on small data (used by the conformance checks and demos)
@@ -66,7 +75,11 @@ class Detector(BaseEstimator, ABC):
         if eval_set is not None:
             X_val, y_val = eval_set
             eval_set = (self._check_shape(check_features(X_val, name="X_val"), X.shape[1:]), np.asarray(y_val))
+        self._validate_params()
+        vars(self).pop("timings_", None)  # a detector that times its phases sets it again in _fit
+        started = time.perf_counter()
         self._fit(X, semi, eval_set=eval_set, callbacks=list(callbacks))
+        vars(self).setdefault("timings_", {"train": time.perf_counter() - started})
         self.input_shape_ = tuple(int(d) for d in X.shape[1:])
         return self
 
@@ -164,9 +177,29 @@ class Detector(BaseEstimator, ABC):
         state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=True)
         detector.input_shape_ = tuple(meta["input_shape"])
         detector._set_state(state)
+        vars(detector).setdefault("timings_", {})
         return detector
 
     # ----------------------------------------------------------------------------- for subclasses
+    def _validate_params(self) -> None:
+        """Check the constructor parameters; raise :class:`InvalidInputError` naming a bad one.
+
+        :meth:`fit` calls it after validating the input and before ``_fit``, so a bad value fails before
+        any work is done. The default accepts everything; :meth:`_reject_invalid` words the error.
+        """
+
+    def _reject_invalid(self, checks: Mapping[str, bool], rule: str) -> None:
+        """Raise ``InvalidInputError("<Class>: invalid name=value, ... (rule)")`` naming every failed check.
+
+        Args:
+            checks: parameter name -> whether its value is valid.
+            rule: what valid values are, for the message (e.g. ``"lr > 0, epochs >= 0"``).
+        """
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            values = ", ".join(f"{name}={getattr(self, name)!r}" for name in bad)
+            raise InvalidInputError(f"{type(self).__name__}: invalid {values} ({rule})")
+
     @abstractmethod
     def _fit(self, X: np.ndarray, semi_y: np.ndarray, *, eval_set, callbacks: list[Callback]) -> None:
         """Learn from validated float32 ``X`` and int64 ``semi_y``."""
@@ -196,7 +229,18 @@ class Detector(BaseEstimator, ABC):
         return X
 
 
+#: classes saved (format 1) under a module they have since left: old ``module:qualname`` -> new
+_MOVED_CLASSES = {
+    "sadkit.plugins.shallow:OCSVM": "sadkit.plugins.shallow.ocsvm:OCSVM",
+    "sadkit.plugins.shallow:IsolationForest": "sadkit.plugins.shallow.iforest:IsolationForest",
+    "sadkit.plugins.shallow:KDE": "sadkit.plugins.shallow.kde:KDE",
+    "sadkit.plugins.ssad:SSAD": "sadkit.plugins.shallow.ssad:SSAD",
+    "sadkit.plugins.supervised:Supervised": "sadkit.plugins.shallow.supervised:Supervised",
+}
+
+
 def _resolve_class(spec: str) -> type:
+    spec = _MOVED_CLASSES.get(spec, spec)
     module_name, _, qualname = spec.partition(":")
     try:
         obj: Any = importlib.import_module(module_name)

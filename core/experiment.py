@@ -192,7 +192,7 @@ def run_experiment(
         selected = to_json(detector.selected_params())
         if selected:
             run.log_params({f"selected.{k}": v for k, v in selected.items()})
-        timings = getattr(detector, "timings_", {}) or {}
+        timings = detector.timings_
         pretrain_seconds = float(timings.get("pretrain", 0.0))
         train_seconds = float(timings.get("train", fit_seconds - pretrain_seconds))
 

@@ -95,7 +95,7 @@ class ActiveDetector(Detector):
         }
 
     # ------------------------------------------------------------------ fitting
-    def _check_params(self) -> type[Detector]:
+    def _validate_params(self) -> None:
         if not (self.l2 > 0):
             raise InvalidInputError(f"active: l2 must be > 0 (the prior's precision), got {self.l2!r}")
         if not (0 < self.prior < 1):
@@ -110,7 +110,6 @@ class ActiveDetector(Detector):
                 f"active: detector {self.base!r} has no per-sample signal to put the active layer on (it"
                 " implements neither _signal nor transform); use esad, deepsad or deepsvdd"
             )
-        return base_cls
 
     def _base_params(self) -> dict[str, Any]:
         params = dict(self.base_params or {})
@@ -122,7 +121,6 @@ class ActiveDetector(Detector):
         return params
 
     def _fit(self, X: np.ndarray, semi_y: np.ndarray, *, eval_set, callbacks: list[Callback]) -> None:
-        self._check_params()
         started = time.perf_counter()
         reuse = (
             self.warm_start
@@ -154,7 +152,7 @@ class ActiveDetector(Detector):
         self.coef_, self.bias_ = self._fit_layer(inputs[labeled], targets, start, bias0)
         self.n_labeled_ = int(labeled.sum())
         self.timings_ = {
-            "pretrain": 0.0 if reuse else float(getattr(self.base_, "timings_", {}).get("pretrain", 0.0)),
+            "pretrain": 0.0 if reuse else float(self.base_.timings_.get("pretrain", 0.0)),
             "train": time.perf_counter() - started,
         }
 

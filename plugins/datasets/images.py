@@ -35,21 +35,15 @@ Preprocessing happens once, on whole arrays, when the splits are built (never pe
 
 from __future__ import annotations
 
-import gzip
 import os
-import pickle
-import shutil
-import tarfile
-import tempfile
 from abc import abstractmethod
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from sadkit.data import ANOMALY, Dataset, Split, resolve_known_outlier_classes
-from sadkit.download import download, verify_file
+from sadkit.download import extract_folder, fetch_file, mirror_urls, verify_file
 from sadkit.errors import DataError, InvalidInputError
 from sadkit.preprocessing import (
     ContrastNormalize,
@@ -59,164 +53,10 @@ from sadkit.preprocessing import (
     global_contrast_normalization,
 )
 
+from ._formats import cached_read, read_cifar_batch, read_idx
+
 N_CLASSES = 10
 PREPROCESSING = ("scale", "gcn")
-
-#: IDX type codes -> numpy dtypes (big-endian where it matters)
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-
-
-# ------------------------------------------------------------------------------------------ file readers
-
-
-def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read an IDX file (plain or gzip-compressed, e.g. ``train-images-idx3-ubyte.gz``).
-
-    Raises:
-        DataError: the file is not a complete IDX file (bad magic number, truncated data, broken gzip).
-    """
-    path = Path(path)
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                raw = f.read()
-        else:
-            raw = path.read_bytes()
-    except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError
-        raise DataError(f"cannot read {path}: {err}; delete it to download it again") from err
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise DataError(f"{path} is not an IDX file (bad magic number {raw[:4].hex() or 'empty'})")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{path} is truncated: its header is incomplete")
-    shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(raw) - header != expected:
-        raise DataError(
-            f"{path} is truncated or padded: its header announces shape {shape} ({expected} bytes of"
-            f" data) but it holds {len(raw) - header}; delete it to download it again"
-        )
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
-
-
-def _numpy_reconstructors() -> dict[tuple[str, str], Any]:
-    """The only globals a CIFAR-10 batch may name: numpy's array and dtype reconstruction."""
-    try:
-        from numpy._core.multiarray import _reconstruct, scalar
-    except ImportError:  # numpy < 2
-        from numpy.core.multiarray import _reconstruct, scalar  # type: ignore[no-redef]
-    import codecs
-
-    allowed: dict[tuple[str, str], Any] = {
-        ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype,
-        # how pickle protocol 2 writes Python 3 bytes (a text-to-bytes conversion, nothing else)
-        ("_codecs", "encode"): codecs.encode,
-    }
-    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        allowed[(module, "_reconstruct")] = _reconstruct
-        allowed[(module, "scalar")] = scalar
-    return allowed
-
-
-class _ArrayUnpickler(pickle.Unpickler):
-    """An unpickler that builds numpy arrays and plain Python containers and nothing else.
-
-    A pickle can name any importable callable (``os.system`` ...); this one refuses every global but
-    numpy's array reconstruction, so reading a tampered batch file fails instead of running code.
-    """
-
-    _allowed = _numpy_reconstructors()
-
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return self._allowed[(module, name)]
-        except KeyError:
-            raise pickle.UnpicklingError(
-                f"refusing to load {module}.{name}: a CIFAR-10 batch holds only numpy arrays, lists and strings"
-            ) from None
-
-
-def read_cifar_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """Read one CIFAR-10 python batch: ``(images uint8 (n, 3, 32, 32), labels int64 (n,))``.
-
-    The batches are Python 2 pickles of ``{"data": uint8 (n, 3072), "labels": [...], ...}``; rows
-    hold the red, green and blue planes one after the other, so they reshape to channels-first
-    directly. Keys may be ``str`` or ``bytes`` (how Python 2 strings come back).
-
-    Raises:
-        DataError: the file is not a readable batch, holds anything but arrays and plain data, or
-            has the wrong shapes.
-    """
-    path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            # latin1 maps Python 2 byte strings 1:1, which numpy needs to rebuild its arrays
-            entry = _ArrayUnpickler(f, encoding="latin1").load()
-    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError) as err:
-        raise DataError(f"cannot read {path} as a CIFAR-10 batch: {err}") from err
-    if not isinstance(entry, Mapping):
-        raise DataError(f"{path} is not a CIFAR-10 batch: it holds a {type(entry).__name__}, not a dict")
-    entry = {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in entry.items()}
-    if "data" not in entry or not ("labels" in entry or "fine_labels" in entry):
-        raise DataError(f"{path} is not a CIFAR-10 batch: it lacks 'data' or 'labels' (keys: {sorted(entry)})")
-    data = np.asarray(entry["data"])
-    labels = np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64).reshape(-1)
-    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
-        raise DataError(
-            f"{path} is not a CIFAR-10 batch: data {data.dtype} {data.shape} with {len(labels)} labels"
-            " (expected uint8 (n, 3072) and n labels)"
-        )
-    return data.reshape(-1, 3, 32, 32), labels
-
-
-# ------------------------------------------------------------------------------------------ fetching
-
-
-def fetch_file(path: Path, md5: str, urls: Sequence[str], *, download_missing: bool = True) -> Path:
-    """Make sure ``path`` exists and has MD5 ``md5``, downloading it from the first of ``urls`` that works.
-
-    Raises:
-        DataError: a present file with the wrong MD5; a missing file when downloading is off; or every
-            URL failing (the message lists each error).
-    """
-    if path.is_file():
-        verify_file(path, md5, algorithm="md5")
-        return path
-    if not download_missing:
-        raise DataError(f"{path} does not exist and download=False; put the official file there or allow downloading")
-    errors = []
-    for url in urls:
-        try:
-            return download(url, path, md5, algorithm="md5")
-        except DataError as err:
-            errors.append(str(err))
-    raise DataError(f"cannot get {path.name}: " + " | ".join(errors))
-
-
-def _urls(bases: Sequence[str], name: str) -> list[str]:
-    return [f"{base.rstrip('/')}/{name}" for base in bases]
-
-
-def _safe_extract(archive: Path, dest: Path, folder: str) -> None:
-    """Extract the regular files under ``folder/`` of a tar archive into ``dest`` (nothing outside it)."""
-    try:
-        with tarfile.open(archive, "r:*") as tar:
-            members = []
-            for m in tar.getmembers():
-                parts = Path(m.name).parts
-                if not parts or parts[0] != folder or ".." in parts or Path(m.name).is_absolute():
-                    continue
-                if m.isfile() or m.isdir():
-                    members.append(m)
-            if not any(m.isfile() for m in members):
-                raise DataError(f"{archive} holds no file under {folder}/; it is not the expected archive")
-            extract_kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-            tar.extractall(dest, members=members, **extract_kwargs)
-    except (tarfile.TarError, OSError, EOFError) as err:
-        raise DataError(f"cannot extract {archive}: {err}; delete it to download it again") from err
 
 
 # ------------------------------------------------------------------------------------------ preprocessing
@@ -401,28 +241,6 @@ class ImageDataset(Dataset):
         return list(self._known_outlier_classes)
 
 
-#: the arrays of the files read last, keyed by their paths, sizes and modification times
-_READ_CACHE: dict[tuple, tuple[np.ndarray, ...]] = {}
-_READ_CACHE_SIZE = 2
-
-
-def _cached_read(paths: dict[str, Path], parse) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``parse(paths)``, reusing the arrays of the last reads of the same unchanged files.
-
-    A reproduction runs many cells on one dataset in one process; decompressing and parsing the files
-    once is enough. The arrays are read-only (every split is a copy).
-    """
-    key = tuple(sorted((name, str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for name, p in paths.items()))
-    if key not in _READ_CACHE:
-        arrays = tuple(parse(paths))
-        for a in arrays:
-            a.flags.writeable = False
-        while len(_READ_CACHE) >= _READ_CACHE_SIZE:
-            _READ_CACHE.pop(next(iter(_READ_CACHE)))
-        _READ_CACHE[key] = arrays
-    return _READ_CACHE[key]  # type: ignore[return-value]
-
-
 def _is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
@@ -447,13 +265,15 @@ class _IdxDataset(ImageDataset):
         """Make sure the four files are present and intact (downloading missing ones); return their paths."""
         bases = (self.url,) if self.url else self.mirrors
         return {
-            name: fetch_file(self.raw_folder / name, md5, _urls(bases, name), download_missing=self.download)
+            name: fetch_file(
+                self.raw_folder / name, md5, mirror_urls(bases, name), algorithm="md5", download_missing=self.download
+            )
             for name, md5 in self.files.items()
         }
 
     def read(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         paths = self.fetch()
-        return _cached_read(paths, self._parse)
+        return cached_read(paths, self._parse)
 
     def _parse(self, paths: dict[str, Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         out = []
@@ -551,16 +371,8 @@ class CIFAR10(ImageDataset):
         if not all(p.is_file() for p in paths.values()):
             archive = self.root / self.archive
             url = f"{(self.url or self.base_url).rstrip('/')}/{self.archive}"
-            fetch_file(archive, self.archive_md5, [url], download_missing=self.download)
-            self.root.mkdir(parents=True, exist_ok=True)
-            # extract next to the final folder, then move the files in: a failed extraction leaves nothing half-done
-            with tempfile.TemporaryDirectory(dir=self.root, prefix=".extract-") as tmp:
-                _safe_extract(archive, Path(tmp), self.folder)
-                self.batch_folder.mkdir(parents=True, exist_ok=True)
-                for item in (Path(tmp) / self.folder).iterdir():
-                    target = self.batch_folder / item.name
-                    if item.is_file() and not target.exists():
-                        shutil.move(str(item), target)
+            fetch_file(archive, self.archive_md5, [url], algorithm="md5", download_missing=self.download)
+            extract_folder(archive, self.root, self.folder)
             missing = [name for name, p in paths.items() if not p.is_file()]
             if missing:
                 raise DataError(f"{archive} lacks {', '.join(missing)}; it is not the CIFAR-10 python archive")
@@ -570,7 +382,7 @@ class CIFAR10(ImageDataset):
 
     def read(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         paths = self.fetch()
-        return _cached_read(paths, self._parse)
+        return cached_read(paths, self._parse)
 
     def _parse(self, paths: dict[str, Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         train = [read_cifar_batch(paths[name]) for name in self.batches if name != "test_batch"]
@@ -583,9 +395,6 @@ __all__ = [
     "MNIST",
     "FashionMNIST",
     "ImageDataset",
-    "fetch_file",
     "global_contrast_normalization",
-    "read_cifar_batch",
-    "read_idx",
     "scale_pixels",
 ]

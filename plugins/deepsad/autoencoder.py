@@ -15,10 +15,8 @@ from typing import Any
 import torch
 
 from sadkit import AutoEncoder, Callback, InvalidInputError, SadkitError, create_network
+from sadkit.torch_detector import DEFAULT_NETWORK
 from sadkit.training import Schedule, train_network
-
-#: the network a detector uses when neither the user nor the dataset names one
-DEFAULT_NETWORK = "mlp"
 
 
 def reconstruction_loss(ae: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -76,23 +74,3 @@ def pretrain_autoencoder(
     )
     return ae.eval(), losses
 
-
-def autoencoder_schedule(
-    n_epochs: int,
-    lr: float,
-    lr_milestones: Sequence[int],
-    batch_size: int,
-    weight_decay: float,
-    amsgrad: bool = False,
-    reference_scheduler: bool = False,
-) -> Schedule:
-    """Deep SAD's pretraining schedule from its ``ae_*`` parameters."""
-    return Schedule(
-        n_epochs=int(n_epochs),
-        lr=lr,
-        lr_milestones=lr_milestones,
-        batch_size=int(batch_size),
-        weight_decay=weight_decay,
-        amsgrad=amsgrad,
-        reference_scheduler=reference_scheduler,
-    )

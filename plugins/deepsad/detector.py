@@ -21,7 +21,6 @@ Differences from the authors' reference code (each a fix, documented in the READ
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -29,20 +28,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from sadkit import Callback, Detector, InvalidInputError, auroc, create_network
+from sadkit import Callback, InvalidInputError, TorchDetector, auroc, create_network
 from sadkit.data import check_features
-from sadkit.errors import DeviceError
-from sadkit.training import (
-    Schedule,
-    as_tensor,
-    predict,
-    resolve_amp,
-    resolve_device,
-    seed_everything,
-    train_network,
-)
+from sadkit.torch_detector import PretrainedAutoencoder
+from sadkit.training import Schedule, as_tensor, predict, resolve_amp, seed_everything, train_network
 
-from .autoencoder import DEFAULT_NETWORK, autoencoder_schedule, pretrain_autoencoder
+from .autoencoder import pretrain_autoencoder
 
 
 def init_center(features: torch.Tensor, eps: float) -> torch.Tensor:
@@ -52,7 +43,7 @@ def init_center(features: torch.Tensor, eps: float) -> torch.Tensor:
     return torch.where(small, torch.where(c < 0, -eps, eps).to(c.dtype), c)
 
 
-class DeepSAD(Detector):
+class DeepSAD(TorchDetector):
     """Deep Semi-supervised Anomaly Detection.
 
     Args:
@@ -74,6 +65,14 @@ class DeepSAD(Detector):
         channels_last: train image batches (4-D data) in channels-last memory format; ``"auto"``
             (default) does so for 4-D data (measured faster on CPU; same results), False never.
         compile: train through ``torch.compile`` (compiles on the first batches of each phase).
+
+    Attributes:
+        net_: the trained network ``phi``.
+        c_: the hypersphere center.
+        ae_state_: the state dict of the pretrained autoencoder (CPU tensors), or None without
+            pretraining; :meth:`pretrained_autoencoder` returns it with what rebuilds the autoencoder.
+        pretrain_losses_: mean loss of every pretraining epoch (empty without pretraining).
+        timings_, train_losses_, seed_: as :class:`~sadkit.TorchDetector`.
     """
 
     fast_params = {"n_epochs": 3, "ae_n_epochs": 2, "lr_milestones": (2,), "ae_lr_milestones": (1,), "device": "cpu"}
@@ -140,30 +139,25 @@ class DeepSAD(Detector):
         return semi_y
 
     def _validate_params(self) -> None:
-        checks = {
-            "eta": self.eta > 0,
-            "eps": self.eps > 0,
-            "lr": self.lr > 0,
-            "ae_lr": self.ae_lr > 0,
-            "n_epochs": int(self.n_epochs) >= 0,
-            "ae_n_epochs": int(self.ae_n_epochs) >= 0,
-            "batch_size": int(self.batch_size) >= 2,
-            "ae_batch_size": int(self.ae_batch_size) >= 2,
-            "weight_decay": self.weight_decay >= 0,
-            "ae_weight_decay": self.ae_weight_decay >= 0,
-            "center_eps": self.center_eps >= 0,
-        }
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            values = ", ".join(f"{k}={getattr(self, k)!r}" for k in bad)
-            raise InvalidInputError(
-                f"{type(self).__name__}: invalid {values} (rates and eta must be > 0, epochs >= 0,"
-                " batch sizes >= 2, decays >= 0)"
-            )
+        self._reject_invalid(
+            {
+                "eta": self.eta > 0,
+                "eps": self.eps > 0,
+                "lr": self.lr > 0,
+                "ae_lr": self.ae_lr > 0,
+                "n_epochs": int(self.n_epochs) >= 0,
+                "ae_n_epochs": int(self.ae_n_epochs) >= 0,
+                "batch_size": int(self.batch_size) >= 2,
+                "ae_batch_size": int(self.ae_batch_size) >= 2,
+                "weight_decay": self.weight_decay >= 0,
+                "ae_weight_decay": self.ae_weight_decay >= 0,
+                "center_eps": self.center_eps >= 0,
+            },
+            "rates and eta must be > 0, epochs >= 0, batch sizes >= 2, decays >= 0",
+        )
 
     def _build(self, input_shape: tuple[int, ...], autoencoder: bool):
-        name = self.net_name or DEFAULT_NETWORK
-        return create_network(name, input_shape, autoencoder=autoencoder, **(self.net_params or {}))
+        return create_network(self._network_name(), input_shape, autoencoder=autoencoder, **(self.net_params or {}))
 
     def _speed_options(self, X: np.ndarray) -> dict[str, Any]:
         """The training-speed switches of :class:`~sadkit.training.Schedule` for data ``X``."""
@@ -176,23 +170,15 @@ class DeepSAD(Detector):
             "compile": bool(self.compile),
         }
 
-    def _ae_schedule(self) -> Schedule:
-        return autoencoder_schedule(
-            self.ae_n_epochs,
-            self.ae_lr,
-            self.ae_lr_milestones,
-            self.ae_batch_size,
-            self.ae_weight_decay,
-            amsgrad=self.amsgrad,
-            reference_scheduler=self.reference_scheduler,
-        )
+    def _phase_schedule(self, prefix: str, speed: dict[str, Any]) -> Schedule:
+        """The schedule of the training (``""``) or pretraining (``"ae_"``) phase, with Adam's options."""
+        return self._schedule(prefix, amsgrad=self.amsgrad, reference_scheduler=self.reference_scheduler, **speed)
 
     def _fit(self, X: np.ndarray, semi_y: np.ndarray, *, eval_set, callbacks: list[Callback]) -> None:
-        self._validate_params()
         speed = self._speed_options(X)
         semi_y = self._labels_for_training(semi_y)
-        device = resolve_device(self.device)
-        seed = int(self.seed) if self.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
+        device = self._training_device()
+        seed = self._resolve_seed()
         generator = seed_everything(seed)
         input_shape = tuple(X.shape[1:])
         X_t = as_tensor(X, device)
@@ -205,8 +191,8 @@ class DeepSAD(Detector):
             start = time.perf_counter()
             ae, self.pretrain_losses_ = pretrain_autoencoder(
                 X_t,
-                self.net_name or DEFAULT_NETWORK,
-                dataclasses.replace(self._ae_schedule(), **speed),
+                self._network_name(),
+                self._phase_schedule("ae_", speed),
                 generator=generator,
                 net_params=self.net_params,
                 callbacks=callbacks,
@@ -244,16 +230,7 @@ class DeepSAD(Detector):
             net,
             sad_loss,
             [X_t, semi_t],
-            Schedule(
-                n_epochs=int(self.n_epochs),
-                lr=self.lr,
-                lr_milestones=self.lr_milestones,
-                batch_size=int(self.batch_size),
-                weight_decay=self.weight_decay,
-                amsgrad=self.amsgrad,
-                reference_scheduler=self.reference_scheduler,
-                **speed,
-            ),
+            self._phase_schedule("", speed),
             phase="train",
             generator=generator,
             callbacks=callbacks,
@@ -266,12 +243,6 @@ class DeepSAD(Detector):
         self.seed_ = seed
 
     # ------------------------------------------------------------------ scoring
-    def _scoring_device(self) -> torch.device:
-        try:
-            return resolve_device(self.device)
-        except DeviceError:  # a model trained on a GPU still scores on a machine without one
-            return torch.device("cpu")
-
     def _score(self, X: np.ndarray) -> np.ndarray:
         device = self._scoring_device()
         net = self.net_.to(device).eval()
@@ -291,6 +262,15 @@ class DeepSAD(Detector):
 
     def tracked_arrays(self) -> dict[str, np.ndarray]:
         return {"c": self.c_.cpu().numpy()} if hasattr(self, "c_") else {}
+
+    def pretrained_autoencoder(self) -> PretrainedAutoencoder | None:
+        """The autoencoder whose encoder initialised ``net_`` (None when the fit did not pretrain)."""
+        self._check_fitted()
+        if not self.ae_state_:
+            return None
+        return PretrainedAutoencoder(
+            self._network_name(), dict(self.net_params or {}), tuple(self.input_shape_), self.ae_state_
+        )
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> dict[str, Any]:

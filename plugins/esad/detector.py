@@ -63,39 +63,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from sadkit import AutoEncoder, Callback, Detector, InvalidInputError, SadkitError, auroc, create_network
-from sadkit.errors import DeviceError
-from sadkit.training import Schedule, as_tensor, predict, resolve_amp, resolve_device, seed_everything, train_network
+from sadkit import AutoEncoder, Callback, InvalidInputError, SadkitError, TorchDetector, auroc, create_network
+from sadkit.training import as_tensor, predict, resolve_amp, seed_everything, train_network
 
-#: the network ESAD uses when neither the user nor the dataset names one
-DEFAULT_NETWORK = "mlp"
-
-
-class EncoderDecoderEncoder(nn.Module):
-    """``x -> z = E(x) -> x_hat = D(z) -> z_hat = E'(x_hat)``; E' is E when ``second`` is None."""
-
-    def __init__(self, autoencoder: AutoEncoder, second: nn.Module | None) -> None:
-        super().__init__()
-        self.encoder = autoencoder.encoder
-        self.decoder = autoencoder.decoder
-        self.second = second  # None: shared (no second set of weights in the state dict)
-
-    @property
-    def shared(self) -> bool:
-        return self.second is None
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        z = self.encoder(x)
-        x_hat = self.decoder(z)
-        z_hat = (self.encoder if self.second is None else self.second)(x_hat)
-        return z, x_hat, z_hat
+from .model import EncoderDecoderEncoder
 
 
 def _sum_but_batch(t: torch.Tensor) -> torch.Tensor:
     return torch.sum(t, dim=tuple(range(1, t.dim())))
 
 
-class ESAD(Detector):
+class ESAD(TorchDetector):
     """ESAD: encoder-decoder-encoder semi-supervised anomaly detection (see the module docstring).
 
     Args:
@@ -113,6 +91,10 @@ class ESAD(Detector):
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         seed: drives weight initialisation and batch order; None draws one.
         amp: None (float32) or ``"bf16"`` autocast for the training forward passes.
+
+    Attributes:
+        net_: the trained :class:`~sadkit.plugins.esad.model.EncoderDecoderEncoder`.
+        timings_, train_losses_, seed_: as :class:`~sadkit.TorchDetector` (no pretraining phase).
     """
 
     fast_params = {"n_epochs": 3, "lr_milestones": (2,), "device": "cpu"}
@@ -170,29 +152,25 @@ class ESAD(Detector):
 
     # ------------------------------------------------------------------ building
     def _validate_params(self) -> None:
-        checks = {
-            "lambda_latent": self.lambda_latent >= 0,
-            "lambda_consistency": self.lambda_consistency >= 0,
-            "eta": self.eta > 0,
-            "eps": self.eps > 0,
-            "score_latent_weight": self.score_latent_weight >= 0,
-            "lr": self.lr > 0,
-            "n_epochs": int(self.n_epochs) >= 0,
-            "batch_size": int(self.batch_size) >= 2,
-            "weight_decay": self.weight_decay >= 0,
-        }
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            values = ", ".join(f"{k}={getattr(self, k)!r}" for k in bad)
-            raise InvalidInputError(
-                f"ESAD: invalid {values} (lr, eta and eps must be > 0; lambdas, weights and decay >= 0;"
-                " epochs >= 0; batch_size >= 2)"
-            )
+        self._reject_invalid(
+            {
+                "lambda_latent": self.lambda_latent >= 0,
+                "lambda_consistency": self.lambda_consistency >= 0,
+                "eta": self.eta > 0,
+                "eps": self.eps > 0,
+                "score_latent_weight": self.score_latent_weight >= 0,
+                "lr": self.lr > 0,
+                "n_epochs": int(self.n_epochs) >= 0,
+                "batch_size": int(self.batch_size) >= 2,
+                "weight_decay": self.weight_decay >= 0,
+            },
+            "lr, eta and eps must be > 0; lambdas, weights and decay >= 0; epochs >= 0; batch_size >= 2",
+        )
         if not isinstance(self.shared_encoder, (bool, np.bool_)):
             raise InvalidInputError(f"ESAD: shared_encoder must be true or false, got {self.shared_encoder!r}")
 
     def _build(self, input_shape: tuple[int, ...]) -> EncoderDecoderEncoder:
-        name = self.net_name or DEFAULT_NETWORK
+        name = self._network_name()
         params = dict(self.net_params or {})
         try:
             ae = create_network(name, tuple(input_shape), autoencoder=True, **params)
@@ -213,10 +191,9 @@ class ESAD(Detector):
 
     # ------------------------------------------------------------------ fitting
     def _fit(self, X: np.ndarray, semi_y: np.ndarray, *, eval_set, callbacks: list[Callback]) -> None:
-        self._validate_params()
         amp = resolve_amp(self.amp)
-        device = resolve_device(self.device)
-        seed = int(self.seed) if self.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
+        device = self._training_device()
+        seed = self._resolve_seed()
         generator = seed_everything(seed)
         net = self._build(tuple(X.shape[1:])).to(device)
         X_t = as_tensor(X, device)
@@ -247,15 +224,7 @@ class ESAD(Detector):
             net,
             esad_loss,
             [X_t, semi_t],
-            Schedule(
-                n_epochs=int(self.n_epochs),
-                lr=self.lr,
-                lr_milestones=self.lr_milestones,
-                batch_size=int(self.batch_size),
-                weight_decay=self.weight_decay,
-                amsgrad=self.amsgrad,
-                amp=amp,
-            ),
+            self._schedule(amsgrad=self.amsgrad, amp=amp),
             phase="train",
             generator=generator,
             callbacks=callbacks,
@@ -266,12 +235,6 @@ class ESAD(Detector):
         self.seed_ = seed
 
     # ------------------------------------------------------------------ scoring
-    def _scoring_device(self) -> torch.device:
-        try:
-            return resolve_device(self.device)
-        except DeviceError:  # a model trained on a GPU still scores on a machine without one
-            return torch.device("cpu")
-
     def _components(
         self, net: EncoderDecoderEncoder, X: np.ndarray, device: torch.device
     ) -> tuple[np.ndarray, np.ndarray]:

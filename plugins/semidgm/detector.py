@@ -31,19 +31,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from sadkit import Callback, Detector, InvalidInputError, SadkitError, auroc, create_network
-from sadkit.errors import DeviceError
-from sadkit.training import Schedule, as_tensor, predict, resolve_device, seed_everything, train_network
+from sadkit import Callback, InvalidInputError, SadkitError, TorchDetector, auroc, create_network
+from sadkit.training import as_tensor, predict, seed_everything, train_network
 
 from .model import M2, VAE
 
-DEFAULT_NETWORK = "mlp"
 MODELS = ("m2", "m1m2")
 #: the layer sizes when the network has no linear hidden layers to copy
 FALLBACK_HIDDEN = (128, 64)
 
 
-class SemiDGM(Detector):
+class SemiDGM(TorchDetector):
     """Semi-supervised deep generative model (M2 or M1+M2), scored by ``q(y = anomaly | x)``.
 
     Args:
@@ -58,6 +56,11 @@ class SemiDGM(Detector):
             (``model="m1m2"`` only; reference: lr 1e-3, 100 epochs).
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         seed: drives initialisation, sampling and batch order; None draws one.
+
+    Attributes:
+        model_: the trained M2 (with its frozen M1 for ``m1m2``).
+        pretrain_losses_: mean loss of every M1 epoch (empty for ``m2``).
+        timings_, train_losses_, seed_: as :class:`~sadkit.TorchDetector` (``pretrain`` is M1's training).
     """
 
     fast_params = {"n_epochs": 3, "vae_n_epochs": 2, "device": "cpu"}
@@ -112,26 +115,23 @@ class SemiDGM(Detector):
         }
 
     # ------------------------------------------------------------------ building
-    def _check_params(self) -> None:
+    def _validate_params(self) -> None:
         if self.model not in MODELS:
             raise InvalidInputError(f"SemiDGM: model must be 'm2' or 'm1m2', got {self.model!r}")
-        checks = {
-            "lr": self.lr > 0,
-            "vae_lr": self.vae_lr > 0,
-            "n_epochs": int(self.n_epochs) >= 0,
-            "vae_n_epochs": int(self.vae_n_epochs) >= 0,
-            "batch_size": int(self.batch_size) >= 1,
-            "vae_batch_size": int(self.vae_batch_size) >= 1,
-            "weight_decay": self.weight_decay >= 0,
-            "vae_weight_decay": self.vae_weight_decay >= 0,
-            "alpha": self.alpha is None or self.alpha >= 0,
-        }
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            values = ", ".join(f"{k}={getattr(self, k)!r}" for k in bad)
-            raise InvalidInputError(
-                f"SemiDGM: invalid {values} (rates > 0, epochs >= 0, batch sizes >= 1, decays and alpha >= 0)"
-            )
+        self._reject_invalid(
+            {
+                "lr": self.lr > 0,
+                "vae_lr": self.vae_lr > 0,
+                "n_epochs": int(self.n_epochs) >= 0,
+                "vae_n_epochs": int(self.vae_n_epochs) >= 0,
+                "batch_size": int(self.batch_size) >= 1,
+                "vae_batch_size": int(self.vae_batch_size) >= 1,
+                "weight_decay": self.weight_decay >= 0,
+                "vae_weight_decay": self.vae_weight_decay >= 0,
+                "alpha": self.alpha is None or self.alpha >= 0,
+            },
+            "rates > 0, epochs >= 0, batch sizes >= 1, decays and alpha >= 0",
+        )
         if (self.hidden is None) != (self.z_dim is None):
             raise InvalidInputError("SemiDGM: give both hidden and z_dim, or neither (to copy net_name's sizes)")
 
@@ -140,7 +140,7 @@ class SemiDGM(Detector):
         if self.hidden is not None:
             hidden, z_dim = [int(h) for h in self.hidden], int(self.z_dim)
         else:
-            name = self.net_name or DEFAULT_NETWORK
+            name = self._network_name()
             try:
                 net = create_network(name, tuple(input_shape), **(self.net_params or {}))
             except SadkitError as err:
@@ -161,10 +161,9 @@ class SemiDGM(Detector):
 
     # ------------------------------------------------------------------ fitting
     def _fit(self, X: np.ndarray, semi_y: np.ndarray, *, eval_set, callbacks: list[Callback]) -> None:
-        self._check_params()
         dims = self._dims(tuple(X.shape[1:]))  # before seeding: building the sized network draws weights
-        device = resolve_device(self.device)
-        seed = int(self.seed) if self.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
+        device = self._training_device()
+        seed = self._resolve_seed()
         generator = seed_everything(seed)
         n_labeled = int((semi_y != 0).sum())
         n_unlabeled = len(semi_y) - n_labeled
@@ -191,13 +190,7 @@ class SemiDGM(Detector):
                 model.features,
                 lambda vae, x: -vae.elbo(x).mean(),
                 [X_t],
-                Schedule(
-                    n_epochs=int(self.vae_n_epochs),
-                    lr=self.vae_lr,
-                    lr_milestones=self.vae_lr_milestones,
-                    batch_size=int(self.vae_batch_size),
-                    weight_decay=self.vae_weight_decay,
-                ),
+                self._schedule("vae_"),
                 phase="pretrain",
                 generator=generator,
                 callbacks=callbacks,
@@ -236,13 +229,7 @@ class SemiDGM(Detector):
             model,
             loss_fn,
             [X_t, semi_t],
-            Schedule(
-                n_epochs=int(self.n_epochs),
-                lr=self.lr,
-                lr_milestones=self.lr_milestones,
-                batch_size=int(self.batch_size),
-                weight_decay=self.weight_decay,
-            ),
+            self._schedule(),
             phase="train",
             generator=generator,
             callbacks=callbacks,
@@ -256,12 +243,6 @@ class SemiDGM(Detector):
         self.seed_ = seed
 
     # ------------------------------------------------------------------ scoring
-    def _scoring_device(self) -> torch.device:
-        try:
-            return resolve_device(self.device)
-        except DeviceError:
-            return torch.device("cpu")
-
     def _score(self, X: np.ndarray) -> np.ndarray:
         device = self._scoring_device()
         model = self.model_.to(device).eval()

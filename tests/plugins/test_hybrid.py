@@ -11,8 +11,8 @@ from sadkit import InvalidInputError, create_detector, load_detector
 from sadkit.cli import app
 from sadkit.experiment import ExperimentSpec, run_experiment
 from sadkit.plugins.deepsad.detector import DeepSAD
-from sadkit.plugins.shallow import OCSVM
-from sadkit.plugins.ssad import SSAD
+from sadkit.plugins.shallow.ocsvm import OCSVM
+from sadkit.plugins.shallow.ssad import SSAD
 from sadkit.testing import assert_detector_conforms, make_data
 from sadkit.tracking import download_detector
 

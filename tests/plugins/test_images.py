@@ -24,14 +24,8 @@ from sadkit import create_dataset
 from sadkit.data import LABELED_ANOMALY, sample_counts
 from sadkit.errors import DataError, InvalidInputError
 from sadkit.plugins.datasets import images
-from sadkit.plugins.datasets.images import (
-    CIFAR10,
-    MNIST,
-    FashionMNIST,
-    global_contrast_normalization,
-    read_cifar_batch,
-    read_idx,
-)
+from sadkit.plugins.datasets._formats import read_cifar_batch, read_idx
+from sadkit.plugins.datasets.images import CIFAR10, MNIST, FashionMNIST, global_contrast_normalization
 
 N_TRAIN_PER_CLASS, N_TEST_PER_CLASS = 30, 8
 

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sadkit import AutoEncoder, InvalidInputError, create_detector, create_network
-from sadkit.plugins.networks.lenet import UpsampleConvTranspose2d, bn_leaky_pool
+from sadkit.plugins.networks._fused import UpsampleConvTranspose2d, bn_leaky_pool
 from sadkit.training import Schedule, resolve_amp
 
 SHAPES = {"mnist_lenet": (1, 28, 28), "fmnist_lenet": (1, 28, 28), "cifar10_lenet": (3, 32, 32)}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
@@ -10,10 +12,12 @@ from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.neighbors import KernelDensity
 from sklearn.svm import OneClassSVM
 
-from sadkit import InvalidInputError, auroc, create_dataset, create_detector
+from sadkit import InvalidInputError, auroc, create_dataset, create_detector, load_detector
 from sadkit.experiment import ExperimentSpec, run_experiment
-from sadkit.plugins import shallow
-from sadkit.plugins.shallow import BANDWIDTH_GRID, GAMMA_GRID, KDE, NU_GRID, OCSVM, IsolationForest
+from sadkit.plugins.shallow import ocsvm
+from sadkit.plugins.shallow.iforest import IsolationForest
+from sadkit.plugins.shallow.kde import BANDWIDTH_GRID, KDE
+from sadkit.plugins.shallow.ocsvm import GAMMA_GRID, NU_GRID, OCSVM
 
 
 def _blobs(n: int = 300, d: int = 5, seed: int = 0, n_anomalies: int = 15):
@@ -98,13 +102,13 @@ def test_ocsvm_max_samples_subsamples_with_the_seed(data):
 def test_selection_never_sees_the_test_split(tracking_uri, monkeypatch):
     """Through a whole experiment: the only labeled data a selection scores is the validation split."""
     seen = []
-    original = shallow.select_on_validation
+    original = ocsvm.select_on_validation
 
     def spy(candidates, fit, score, eval_set):
         seen.append(np.array(eval_set[0]))
         return original(candidates, fit, score, eval_set)
 
-    monkeypatch.setattr(shallow, "select_on_validation", spy)
+    monkeypatch.setattr(ocsvm, "select_on_validation", spy)
     data = {"n_samples": 600, "ratio_known_outlier": 0.05}
     spec = ExperimentSpec(detector="ocsvm", dataset="synthetic", data=data, seed=4, log_model=False, threads=1)
     result = run_experiment(spec)
@@ -183,3 +187,24 @@ def test_on_real_odds_data(odds_root):
     for name in ("ocsvm", "iforest", "kde"):
         detector = create_detector(name).fit(train.X, train.semi_y, eval_set=(val.X, val.y))
         assert auroc(test.y, detector.score(test.X)) > 0.85, name
+
+
+@pytest.mark.parametrize(
+    ("old", "cls"),
+    [
+        ("sadkit.plugins.shallow:OCSVM", OCSVM),
+        ("sadkit.plugins.shallow:IsolationForest", IsolationForest),
+        ("sadkit.plugins.shallow:KDE", KDE),
+    ],
+)
+def test_a_detector_saved_under_its_old_module_path_still_loads(data, tmp_path, old, cls):
+    """Format-1 files written before the one-module-per-detector split name ``sadkit.plugins.shallow:<Class>``."""
+    X, _, (X_test, _) = data
+    detector = cls(**cls.fast_params).fit(X)
+    folder = detector.save(tmp_path / "detector")
+    meta = json.loads((folder / "detector.json").read_text())
+    meta["class"] = old
+    (folder / "detector.json").write_text(json.dumps(meta))
+    loaded = load_detector(folder)
+    assert type(loaded) is cls
+    assert np.array_equal(loaded.score(X_test), detector.score(X_test))

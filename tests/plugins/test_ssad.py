@@ -8,9 +8,9 @@ from scipy.stats import spearmanr
 from sklearn.svm import OneClassSVM
 
 from sadkit import InvalidInputError, auroc, create_dataset
-from sadkit.plugins import ssad as ssad_module
-from sadkit.plugins.hybrid import squared_distances
-from sadkit.plugins.ssad import GAMMA_GRID, SSAD, solve_dual
+from sadkit.plugins.shallow import ssad as ssad_module
+from sadkit.plugins.shallow.features import squared_distances
+from sadkit.plugins.shallow.ssad import GAMMA_GRID, SSAD, solve_dual
 
 
 def _data(n: int = 200, d: int = 4, seed: int = 0):

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from sadkit import InvalidInputError, auroc, create_dataset
 from sadkit.cli import app
 from sadkit.plugins.networks.mlp import MLP
-from sadkit.plugins.supervised import Supervised
+from sadkit.plugins.shallow.supervised import Supervised
 
 FAST = {"n_epochs": 20, "lr": 1e-3, "lr_milestones": [15], "device": "cpu"}
 

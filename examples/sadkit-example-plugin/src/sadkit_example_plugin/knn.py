@@ -6,7 +6,8 @@ Labeled anomalies are left out of the reference set (``exclude_labeled_anomalies
 never makes its neighbourhood look normal.
 
 What a detector plugin implements (see ``sadkit.Detector``): ``__init__`` that only stores its
-keyword arguments; ``_fit`` and ``_score`` on validated float32 arrays; ``_get_state`` and
+keyword arguments; optionally ``_validate_params`` to check them (``fit`` calls it before ``_fit``);
+``_fit`` and ``_score`` on validated float32 arrays; ``_get_state`` and
 ``_set_state`` with arrays and numbers only (no pickle); optionally ``search_space`` for Optuna and
 ``fast_params`` for the conformance checks.
 """
@@ -46,11 +47,13 @@ class KNN(Detector):
             "aggregate": trial.suggest_categorical("aggregate", list(AGGREGATES)),
         }
 
-    def _fit(self, X: np.ndarray, semi_y: np.ndarray, *, eval_set, callbacks) -> None:
+    def _validate_params(self) -> None:
         if self.aggregate not in AGGREGATES:
             raise InvalidInputError(f"knn: aggregate must be 'mean' or 'kth', got {self.aggregate!r}")
         if int(self.n_neighbors) != self.n_neighbors or int(self.n_neighbors) < 1:
             raise InvalidInputError(f"knn: n_neighbors must be an integer >= 1, got {self.n_neighbors!r}")
+
+    def _fit(self, X: np.ndarray, semi_y: np.ndarray, *, eval_set, callbacks) -> None:
         keep = semi_y != -1 if self.exclude_labeled_anomalies else np.ones(len(X), dtype=bool)
         reference = X[keep].reshape(int(keep.sum()), -1).astype(np.float64)
         if len(reference) < int(self.n_neighbors):

@@ -33,11 +33,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from sadkit import Callback, Detector, InvalidInputError, SadkitError, auroc, create_network
-from sadkit.errors import DeviceError
-from sadkit.training import Schedule, as_tensor, predict, resolve_device, seed_everything, train_network
+from sadkit import Callback, InvalidInputError, SadkitError, TorchDetector, auroc, create_network
+from sadkit.training import as_tensor, predict, seed_everything, train_network
 
-DEFAULT_NETWORK = "mlp"
 UNLABELED = ("normal", "ignore")
 CLASS_WEIGHTS = ("balanced", None)
 
@@ -54,7 +52,7 @@ class Classifier(nn.Module):
         return self.head(self.network(x).reshape(len(x), -1)).squeeze(1)
 
 
-class Supervised(Detector):
+class Supervised(TorchDetector):
     """Deep binary classifier on the labeled data (the paper's supervised baseline).
 
     Args:
@@ -64,6 +62,12 @@ class Supervised(Detector):
         lr, n_epochs, lr_milestones, batch_size, weight_decay: Adam training, as Deep SAD's.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         seed: drives initialisation and batch order; None draws one.
+
+    Attributes:
+        net_: the trained :class:`Classifier`.
+        pos_weight_: the weight of the anomalies' loss (``n_normal / n_anomalous`` when balanced, else 1).
+        n_train_: how many samples the classifier learned from.
+        timings_, train_losses_, seed_: as :class:`~sadkit.TorchDetector` (no pretraining phase).
     """
 
     requires_labels = True
@@ -103,21 +107,20 @@ class Supervised(Detector):
             "batch_size": trial.suggest_categorical("batch_size", [64, 128, 256]),
         }
 
-    def _check_params(self) -> None:
+    def _validate_params(self) -> None:
         if self.unlabeled not in UNLABELED:
             raise InvalidInputError(f"Supervised: unlabeled must be 'normal' or 'ignore', got {self.unlabeled!r}")
         if self.class_weight not in CLASS_WEIGHTS:
             raise InvalidInputError(f"Supervised: class_weight must be 'balanced' or None, got {self.class_weight!r}")
-        checks = {
-            "lr": self.lr > 0,
-            "n_epochs": int(self.n_epochs) >= 0,
-            "batch_size": int(self.batch_size) >= 2,
-            "weight_decay": self.weight_decay >= 0,
-        }
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            values = ", ".join(f"{k}={getattr(self, k)!r}" for k in bad)
-            raise InvalidInputError(f"Supervised: invalid {values} (lr > 0, epochs >= 0, batch size >= 2, decay >= 0)")
+        self._reject_invalid(
+            {
+                "lr": self.lr > 0,
+                "n_epochs": int(self.n_epochs) >= 0,
+                "batch_size": int(self.batch_size) >= 2,
+                "weight_decay": self.weight_decay >= 0,
+            },
+            "lr > 0, epochs >= 0, batch size >= 2, decay >= 0",
+        )
 
     def _training_set(self, semi_y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Indices of the samples the classifier learns from, and their targets (1 = anomaly)."""
@@ -144,7 +147,7 @@ class Supervised(Detector):
         return idx, (semi_y[idx] == -1).astype(np.float32)
 
     def _build(self, input_shape: tuple[int, ...]) -> Classifier:
-        name = self.net_name or DEFAULT_NETWORK
+        name = self._network_name()
         try:
             network = create_network(name, tuple(input_shape), **(self.net_params or {}))
         except SadkitError as err:
@@ -155,10 +158,9 @@ class Supervised(Detector):
         return Classifier(network, int(rep_dim))
 
     def _fit(self, X: np.ndarray, semi_y: np.ndarray, *, eval_set, callbacks: list[Callback]) -> None:
-        self._check_params()
         idx, targets = self._training_set(semi_y)
-        device = resolve_device(self.device)
-        seed = int(self.seed) if self.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
+        device = self._training_device()
+        seed = self._resolve_seed()
         generator = seed_everything(seed)
         net = self._build(tuple(X.shape[1:])).to(device)
         n_pos = float(targets.sum())
@@ -184,13 +186,7 @@ class Supervised(Detector):
             net,
             loss_fn,
             [as_tensor(X[idx], device), as_tensor(targets, device)],
-            Schedule(
-                n_epochs=int(self.n_epochs),
-                lr=self.lr,
-                lr_milestones=self.lr_milestones,
-                batch_size=int(self.batch_size),
-                weight_decay=self.weight_decay,
-            ),
+            self._schedule(),
             phase="train",
             generator=generator,
             callbacks=callbacks,
@@ -201,12 +197,6 @@ class Supervised(Detector):
         self.pos_weight_ = pos_weight
         self.n_train_ = len(idx)
         self.seed_ = seed
-
-    def _scoring_device(self) -> torch.device:
-        try:
-            return resolve_device(self.device)
-        except DeviceError:
-            return torch.device("cpu")
 
     def _score(self, X: np.ndarray) -> np.ndarray:
         device = self._scoring_device()

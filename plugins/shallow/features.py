@@ -1,4 +1,4 @@
-"""Raw or autoencoder features for the shallow baselines: the paper's *hybrid* variants.
+"""What the shallow baselines share: raw or autoencoder features (the paper's *hybrid* variants), kernels, selection.
 
 With ``features="raw"`` a shallow detector (OC-SVM, Isolation Forest, KDE, SSAD) runs on the flattened
 input. With ``features="ae"`` it runs on the encoder output of an autoencoder, as the paper's hybrid
@@ -16,7 +16,8 @@ the original run, and another hybrid can load its autoencoder from this run in t
 
 This module also holds what the kernel baselines share: squared distances, the RBF kernel expansion
 that scores a fitted kernel model from stored arrays (so a saved and loaded model scores bit for bit
-the same), and model selection on the validation split.
+the same), seeded subsampling, model selection on the validation split, and the checks of integer
+parameters.
 """
 
 from __future__ import annotations
@@ -30,14 +31,34 @@ from typing import Any
 import numpy as np
 import torch
 
-from sadkit import Callback, Detector, InvalidInputError, SadkitError, auprc, auroc, create_network, load_detector
-from sadkit.training import as_tensor, predict, resolve_device, seed_everything
+from sadkit import Callback, InvalidInputError, SadkitError, TorchDetector, auprc, auroc, create_network, load_detector
+from sadkit.torch_detector import PretrainedAutoencoder
+from sadkit.training import as_tensor, predict, seed_everything
 
-from .deepsad.autoencoder import DEFAULT_NETWORK, autoencoder_schedule, build_autoencoder, pretrain_autoencoder
+from ..deepsad.autoencoder import build_autoencoder, pretrain_autoencoder
 
 FEATURES = ("raw", "ae")
 #: rows of a distance block computed at once (bounds the memory of scoring to ~64 MiB per block)
 _BLOCK_ENTRIES = 1 << 23
+#: parameters that keep the conformance checks quick (the autoencoder ones matter with features=ae)
+FAST_AE = {"ae_n_epochs": 2, "ae_lr_milestones": (1,), "device": "cpu"}
+
+
+# ------------------------------------------------------------------------------------- parameters
+def positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    """``value`` as an int, or :class:`InvalidInputError` unless it is an integer >= ``minimum``."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError) as err:
+        raise InvalidInputError(f"{name} must be an integer >= {minimum}, got {value!r}") from err
+    if number < minimum or number != value:
+        raise InvalidInputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return number
+
+
+def check_max_samples(value: Any) -> int | None:
+    """A subsample size: None (all samples) or an integer >= 2."""
+    return None if value is None else positive_int("max_samples", value, 2)
 
 
 # ------------------------------------------------------------------------------------------ kernels
@@ -122,14 +143,25 @@ def select_on_validation(
 
 
 # ------------------------------------------------------------------------------ the base class
-class FeatureDetector(Detector):
+class FeatureDetector(TorchDetector):
     """A shallow detector on raw features or on autoencoder features.
 
     Subclasses list these parameters in their ``__init__`` (scikit-learn reads them from there):
     ``features``, ``net_name``, ``net_params``, ``ae_run_id``, ``ae_tracking_uri``, ``ae_n_epochs``,
     ``ae_lr``, ``ae_lr_milestones``, ``ae_batch_size``, ``ae_weight_decay``, ``device``, ``seed``;
     and implement ``_fit_features``, ``_score_features``, ``_get_model_state`` and
-    ``_set_model_state`` on float64 feature matrices.
+    ``_set_model_state`` on float64 feature matrices. A subclass that checks parameters of its own
+    extends ``_validate_params`` (calling this one first).
+
+    Attributes:
+        ae_state_: the state dict of the autoencoder (trained or loaded; CPU tensors), or None with
+            ``features="raw"``; :meth:`pretrained_autoencoder` returns it with what rebuilds it.
+        ae_net_: ``{"name", "params", "input_shape"}`` of that autoencoder's network, or None.
+        pretrain_losses_: mean loss of every autoencoder epoch (empty when none was trained here).
+        selected_: hyperparameters chosen while fitting (see :meth:`selected_params`).
+        timings_: ``{"pretrain": s, "train": s}``: the autoencoder, then the shallow model.
+        train_losses_: always empty (the shallow model trains no network).
+        seed_: as :class:`~sadkit.TorchDetector`.
     """
 
     features: str
@@ -162,14 +194,14 @@ class FeatureDetector(Detector):
 
     # ------------------------------------------------------------------ fitting
     def _fit(self, X: np.ndarray, semi_y: np.ndarray, *, eval_set, callbacks: list[Callback]) -> None:
-        self._check_feature_params()
-        seed = int(self.seed) if self.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
+        seed = self._resolve_seed()
         self.seed_ = seed
         self.timings_ = {"pretrain": 0.0, "train": 0.0}
         self.selected_: dict[str, Any] = {}
         self.ae_state_: dict[str, torch.Tensor] | None = None
         self.ae_net_: dict[str, Any] | None = None
         self.pretrain_losses_: list[float] = []
+        self.train_losses_: list[float] = []
         self._encoder = None
         if self.features == "ae":
             start = time.perf_counter()
@@ -186,7 +218,7 @@ class FeatureDetector(Detector):
         self._fit_features(Z, semi_y, eval_set=eval_Z, seed=seed)
         self.timings_["train"] = time.perf_counter() - start
 
-    def _check_feature_params(self) -> None:
+    def _validate_params(self) -> None:
         if self.features not in FEATURES:
             raise InvalidInputError(
                 f"{type(self).__name__}: features must be 'raw' or 'ae' (autoencoder features), got {self.features!r}"
@@ -203,9 +235,9 @@ class FeatureDetector(Detector):
             )
 
     def _train_autoencoder(self, X: np.ndarray, seed: int, callbacks: list[Callback]) -> None:
-        name = self.net_name or DEFAULT_NETWORK
+        name = self._network_name()
         input_shape = tuple(X.shape[1:])
-        device = resolve_device(self.device)
+        device = self._training_device()
         generator = seed_everything(seed)
         X_t = as_tensor(X, device)
         # Deep SAD builds its network before the autoencoder; building it here too keeps the random
@@ -217,11 +249,8 @@ class FeatureDetector(Detector):
                 f"{type(self).__name__}: features='ae' but no autoencoder can be built from network {name!r}"
                 f" for samples of shape {input_shape}: {err}"
             ) from err
-        schedule = autoencoder_schedule(
-            self.ae_n_epochs, self.ae_lr, self.ae_lr_milestones, self.ae_batch_size, self.ae_weight_decay
-        )
         ae, self.pretrain_losses_ = pretrain_autoencoder(
-            X_t, name, schedule, generator=generator, net_params=self.net_params, callbacks=callbacks
+            X_t, name, self._schedule("ae_"), generator=generator, net_params=self.net_params, callbacks=callbacks
         )
         self.ae_state_ = {k: v.detach().cpu().clone() for k, v in ae.state_dict().items()}
         self.ae_net_ = {"name": name, "params": dict(self.net_params or {}), "input_shape": list(input_shape)}
@@ -237,25 +266,36 @@ class FeatureDetector(Detector):
             raise InvalidInputError(
                 f"{type(self).__name__}: cannot load the autoencoder of run {run_id}: {err}"
             ) from err
-        state = getattr(source, "ae_state_", None)
-        if not state:
+        autoencoder = source.pretrained_autoencoder() if isinstance(source, TorchDetector) else None
+        if autoencoder is None:
             raise InvalidInputError(
                 f"{type(self).__name__}: MLflow run {run_id} holds a {type(source).__name__} without a pretrained"
                 " autoencoder; use the run of a Deep SAD fit with pretrain=True and ae_n_epochs >= 1, or of a"
                 " detector fitted with features=ae"
             )
-        ae_net = getattr(source, "ae_net_", None) or {
-            "name": getattr(source, "net_name", None) or DEFAULT_NETWORK,
-            "params": dict(getattr(source, "net_params", None) or {}),
-            "input_shape": list(source.input_shape_),
-        }
-        if tuple(ae_net["input_shape"]) != tuple(input_shape):
+        if autoencoder.input_shape != tuple(input_shape):
             raise InvalidInputError(
                 f"{type(self).__name__}: the autoencoder of run {run_id} was trained on samples of shape"
-                f" {tuple(ae_net['input_shape'])}, but this data has samples of shape {tuple(input_shape)}"
+                f" {autoencoder.input_shape}, but this data has samples of shape {tuple(input_shape)}"
             )
-        self.ae_state_ = {k: v.detach().cpu().clone() for k, v in state.items()}
-        self.ae_net_ = {"name": ae_net["name"], "params": dict(ae_net["params"]), "input_shape": list(input_shape)}
+        self.ae_state_ = {k: v.detach().cpu().clone() for k, v in autoencoder.state.items()}
+        self.ae_net_ = {
+            "name": autoencoder.net_name,
+            "params": dict(autoencoder.net_params),
+            "input_shape": list(input_shape),
+        }
+
+    def pretrained_autoencoder(self) -> PretrainedAutoencoder | None:
+        """The autoencoder whose encoder gives the features (None with ``features="raw"``)."""
+        self._check_fitted()
+        if not self.ae_state_ or self.ae_net_ is None:
+            return None
+        return PretrainedAutoencoder(
+            self.ae_net_["name"],
+            dict(self.ae_net_["params"]),
+            tuple(int(d) for d in self.ae_net_["input_shape"]),
+            self.ae_state_,
+        )
 
     # ------------------------------------------------------------------ features
     def _encoder_module(self) -> torch.nn.Module:
@@ -302,6 +342,7 @@ class FeatureDetector(Detector):
 
     def _set_state(self, state: dict[str, Any]) -> None:
         self._encoder = None
+        self.train_losses_ = []
         self.ae_state_ = state["ae"]
         self.ae_net_ = state["ae_net"]
         self.pretrain_losses_ = list(state["pretrain_losses"])

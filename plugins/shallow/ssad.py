@@ -41,8 +41,10 @@ import numpy as np
 
 from sadkit import InvalidInputError
 
-from .hybrid import (
+from .features import (
+    FAST_AE,
     FeatureDetector,
+    check_max_samples,
     gamma_scale,
     rbf_expansion,
     select_on_validation,
@@ -134,12 +136,12 @@ class SSAD(FeatureDetector):
         max_samples: solve on a seeded subsample of this many training samples that keeps every
             labeled sample (None: all, if the QP fits in memory).
         features, net_name, net_params, ae_run_id, ae_tracking_uri, ae_*: as
-            :class:`sadkit.plugins.shallow.OCSVM` (``features="ae"`` is the paper's hybrid SSAD).
+            :class:`sadkit.plugins.shallow.ocsvm.OCSVM` (``features="ae"`` is the paper's hybrid SSAD).
         device: where the autoencoder trains.
         seed: drives the subsample (and the autoencoder); None draws one.
     """
 
-    fast_params = {"ae_n_epochs": 2, "ae_lr_milestones": (1,), "device": "cpu"}
+    fast_params = dict(FAST_AE)
 
     def __init__(
         self,
@@ -195,28 +197,21 @@ class SSAD(FeatureDetector):
             "eta_l": trial.suggest_float("eta_l", 1.0, 10.0, log=True),
         }
 
-    def _check_params(self) -> int | None:
-        bad = [
-            f"{name}={getattr(self, name)!r}"
-            for name, ok in (
-                ("kappa", float(self.kappa) >= 0),
-                ("eta_u", float(self.eta_u) > 0),
-                ("eta_l", float(self.eta_l) > 0),
-                ("gamma", self.gamma is None or float(self.gamma) > 0),
-            )
-            if not ok
-        ]
-        if bad:
-            raise InvalidInputError(f"SSAD: invalid {', '.join(bad)} (kappa >= 0; eta_u, eta_l and gamma > 0)")
-        if self.max_samples is None:
-            return None
-        if int(self.max_samples) != self.max_samples or int(self.max_samples) < 2:
-            raise InvalidInputError(f"SSAD: max_samples must be an integer >= 2, got {self.max_samples!r}")
-        return int(self.max_samples)
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        self._reject_invalid(
+            {
+                "kappa": float(self.kappa) >= 0,
+                "eta_u": float(self.eta_u) > 0,
+                "eta_l": float(self.eta_l) > 0,
+                "gamma": self.gamma is None or float(self.gamma) > 0,
+            },
+            "kappa >= 0; eta_u, eta_l and gamma > 0",
+        )
+        check_max_samples(self.max_samples)
 
     def _fit_features(self, Z, semi_y, *, eval_set, seed) -> None:
-        max_samples = self._check_params()
-        idx = subsample(semi_y, max_samples, np.random.default_rng(seed))
+        idx = subsample(semi_y, self.max_samples, np.random.default_rng(seed))
         Z, semi_y = Z[idx], semi_y[idx]
         n = len(Z)
         need, have = qp_memory_bytes(n), available_memory_bytes()
