@@ -109,3 +109,19 @@ def fake_distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     yield install
     monkeypatch.undo()
     registry.refresh()
+
+
+# --------------------------------------------------------------------------------------------------
+# The command line, driven in process with Typer's own runner (Typer carries its own click).
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli():
+    """``cli("run", "deepsad", ...)`` runs ``sadkit run deepsad ...`` in process and returns the result."""
+    from typer.testing import CliRunner
+
+    from sadkit.cli import app
+
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, list(args))

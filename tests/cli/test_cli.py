@@ -20,15 +20,6 @@ from sadkit.testing import CHECKS
 FAST = ["-p", "n_epochs=3", "-p", "ae_n_epochs=2", "-p", "lr_milestones=[2]", "-p", "ae_lr_milestones=[1]"]
 
 
-@pytest.fixture
-def cli():
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(app, list(args))
-
-    return invoke
-
 
 def test_run_json_has_the_promised_keys_and_is_tracked(cli, tracking_uri):
     result = cli("run", "deepsad", "synthetic", *FAST, "--data", "n_samples=500", "--seed", "1", "--json")

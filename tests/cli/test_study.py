@@ -15,22 +15,10 @@ from pathlib import Path
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
-from typer.testing import CliRunner
-
-from sadkit.cli import app
 
 FAST = ["-p", "n_epochs=3", "-p", "ae_n_epochs=1", "-p", "lr_milestones=[2]", "-p", "ae_lr_milestones=[1]"]
 SYNTH = ["deepsad", "synthetic", *FAST, "-d", "n_samples=400", "--sampler", "random", "--threads", "1"]
 
-
-@pytest.fixture
-def cli():
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(app, list(args))
-
-    return invoke
 
 
 def _states(storage: str, name: str) -> list[str]:

@@ -9,10 +9,8 @@ import importlib.metadata
 import json
 
 import pytest
-from typer.testing import CliRunner
 
 from sadkit import registry
-from sadkit.cli import app
 from sadkit.testing import assert_detector_conforms
 
 DISTRIBUTION = "sadkit-example-plugin"
@@ -24,11 +22,6 @@ except importlib.metadata.PackageNotFoundError:
         reason=f"{DISTRIBUTION} is not installed: pip install -e examples/sadkit-example-plugin (CI does)"
     )
 
-
-@pytest.fixture
-def cli():
-    runner = CliRunner()
-    return lambda *args: runner.invoke(app, list(args))
 
 
 def test_listed_with_its_distribution(cli):

@@ -10,10 +10,8 @@ import json
 import numpy as np
 import optuna
 import pytest
-from typer.testing import CliRunner
 
 from sadkit import auroc, registry
-from sadkit.cli import app
 from sadkit.testing import CHECKS
 
 BASELINES = ("ocsvm", "iforest", "kde", "ssad", "semidgm", "supervised")
@@ -22,11 +20,6 @@ BUILTIN = sorted(
     info.name for info in registry.list_plugins("detectors") if info.distribution == "sadkit" and not info.error
 )
 
-
-@pytest.fixture
-def cli():
-    runner = CliRunner()
-    return lambda *args: runner.invoke(app, list(args))
 
 
 def _data(n: int = 300, d: int = 4, seed: int = 0):

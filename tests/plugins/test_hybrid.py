@@ -20,12 +20,7 @@ AE = {"ae_n_epochs": 3, "ae_lr_milestones": [2], "device": "cpu"}
 HYBRIDS = ["ocsvm", "iforest", "kde", "ssad"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 from scipy.stats import spearmanr
 
 from sadkit import InvalidInputError, auroc, create_dataset
@@ -16,12 +15,7 @@ from sadkit.testing import assert_detector_conforms
 FAST = {"n_epochs": 30, "vae_n_epochs": 10, "device": "cpu", "hidden": [16, 8], "z_dim": 4}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _data(n: int = 400, d: int = 6, seed: int = 0, n_labeled: int = 12):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from sadkit import InvalidInputError, auroc, create_dataset
@@ -15,12 +14,7 @@ from sadkit.plugins.shallow.supervised import Supervised
 FAST = {"n_epochs": 20, "lr": 1e-3, "lr_milestones": [15], "device": "cpu"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _data(n: int = 400, d: int = 6, seed: int = 0, n_anomalies: int = 10, n_normals: int = 0):
