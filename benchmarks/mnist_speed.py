@@ -257,8 +257,8 @@ def run_sadkit(train, test, args, device, initial_state, plain: bool) -> dict[st
         **options,
     )
     clock = PhaseClock()
-    detector.fit(train.X, train.semi_y, callbacks=[clock])
-    return {"times": clock.times, "test_auroc": auroc(test.y, detector.score(test.X))}
+    detector.fit(train.X, semi_y=train.semi_y, callbacks=[clock])
+    return {"times": clock.times, "test_auroc": auroc(test.y, detector.decision_function(test.X))}
 
 
 # --------------------------------------------------------------------------------------------------

@@ -330,12 +330,12 @@ def run_active(
         )
         run.log_params({f"data.{k}": v for k, v in dataset.get_params().items()})
         run.log_metrics({"pool_size": len(pool), "pool_anomaly_rate": pool_rate})
-        layer.fit(X, semi)
+        layer.fit(X, semi_y=semi)
         queried: list[int] = []
         found = 0
         round_no = 0
         while True:
-            test_scores = layer.score(test.X)
+            test_scores = layer.decision_function(test.X)
             previous = rounds[-1]["queried"] if rounds else 0
             record = {
                 "round": round_no,
@@ -355,7 +355,7 @@ def run_active(
             if remaining <= 0:
                 break
             candidates = np.setdiff1d(pool, np.asarray(queried, dtype=np.int64), assume_unique=True)
-            scores = layer.score(X)
+            scores = layer.decision_function(X)
             proba = layer.predict_proba(X)[:, 1]
             picked = select(spec.strategy, candidates, scores, proba, min(spec.per_round, remaining), rng)
             context = {"round": round_no + 1, "X": X, "scores": scores, "proba": proba, "positions": picked}
@@ -364,7 +364,7 @@ def run_active(
             queried.extend(int(p) for p in picked)
             found += int(labels.sum())
             round_no += 1
-            layer.fit(X, semi)
+            layer.fit(X, semi_y=semi)
         seconds = time.perf_counter() - started
         run.log_active_curve(rounds, title=f"{spec.detector} on {name or spec.dataset}, {spec.strategy} queries")
         result = ActiveResult(

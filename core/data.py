@@ -292,6 +292,11 @@ class Dataset(ABC):
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in values.items()}
 
     @property
+    def source(self) -> str:
+        """Where the data come from (a file, a folder, a URL), for the run's dataset input."""
+        return f"{type(self).__name__} in {self.root}"
+
+    @property
     def preprocessor(self) -> Preprocessor | None:
         """The preprocessing fitted by the last :meth:`load`: raw rows -> the splits' ``X``.
 

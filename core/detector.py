@@ -1,96 +1,207 @@
-"""The Detector contract, after scikit-learn's estimators.
+"""The Detector contract: scikit-learn's estimators, PyOD's vocabulary.
 
-``__init__`` only stores its keyword arguments; learned state ends in ``_``; ``fit`` returns ``self``;
-``score`` returns one float per sample, higher meaning more anomalous. ``get_params``/``set_params``
-and :func:`sklearn.base.clone` work, so a study can rebuild any detector from a dict. ``save`` writes
-the parameters as JSON and the learned state with ``torch.save`` (tensors, numbers, strings, lists
-and dicts only), and ``load`` reads it back with ``weights_only=True``: no object is ever pickled.
+``__init__`` only stores its keyword arguments; learned state ends in ``_``; ``fit(X, y=None)`` returns
+``self``. Labels follow the users' convention: 1 anomaly, 0 normal, -1 (or NaN) unlabeled; the paper's
++1/-1/0 codes only as ``semi_y=``. ``decision_function(X)`` gives one float per sample, higher = more
+anomalous; ``score_samples(X)`` its negative (scikit-learn's "lower is more abnormal"); ``predict(X)``
+0/1 labels with ``threshold_`` (see :mod:`sadkit.thresholds`); ``predict_proba(X)``; ``score(X, y)`` the
+AUROC, so ``cross_val_score`` and ``GridSearchCV`` work. ``get_params``/``set_params`` and
+:func:`sklearn.base.clone` work. Saving and loading: :mod:`sadkit.persistence` (JSON and tensors; no
+object is pickled and no code is run from the files).
 """
 
 from __future__ import annotations
 
-import importlib
-import json
 import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import torch
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, OutlierMixin
 
+from . import persistence, thresholds
 from .callbacks import Callback
-from .data import check_features, check_semi_labels
+from .data import ANOMALY, NORMAL, check_features, check_labels, check_semi_labels, from_semi_y
 from .errors import InvalidInputError, NotFittedError, SadkitError, SignalNotAvailableError
-from .serialize import to_json, to_saveable
 
-PARAMS_FILE = "detector.json"
-STATE_FILE = "state.pt"
-FORMAT_VERSION = 1
+if TYPE_CHECKING:
+    from .preprocessing import Preprocessor
+
+#: kept for code that imported them from here
+PARAMS_FILE = persistence.PARAMS_FILE
+STATE_FILE = persistence.STATE_FILE
+FORMAT_VERSION = persistence.FORMAT_VERSION
 
 
-class Detector(BaseEstimator, ABC):
+class Detector(OutlierMixin, BaseEstimator, ABC):
     """Base class of every anomaly detector.
 
     Subclasses implement ``_fit``, ``_score``, ``_get_state`` and ``_set_state``, and may check their
     parameters in ``_validate_params`` (called by :meth:`fit` before ``_fit``); the base class validates
-    the input, keeps the input shape, times the fit and handles saving and loading.
+    the input, reads the labels, times the fit, chooses the threshold and handles saving and loading.
+    A detector may declare the constructor parameters ``contamination`` (default 0.1) and ``threshold``
+    (default None); the base class reads them (see :mod:`sadkit.thresholds`).
 
     Attributes:
-        input_shape_: the shape of one training sample (set by :meth:`fit`).
+        n_features_in_: number of features seen in ``fit`` (of raw rows, once a preprocessor is attached).
+        feature_names_in_: column names of a data frame seen in ``fit`` (or of the preprocessor's raw rows).
+        input_shape_: the shape of one training sample as the detector sees it.
+        threshold_: samples scoring above it are predicted anomalies (``predict`` gives 1).
+        decision_scores_: the training samples' scores (after ``fit``; not kept by ``save``).
+        labels_: ``decision_scores_ > threshold_`` as 0/1 (after ``fit``; not kept by ``save``).
         timings_: seconds per phase of the last fit, e.g. ``{"pretrain": 1.2, "train": 8.5}``. A detector
             that times its own phases sets it in ``_fit`` (and keeps it in its state); for one that does
             not, :meth:`fit` sets ``{"train": <seconds of _fit>}`` (a loaded detector that did not save
             it has ``{}``).
+        preprocessor_: the fitted preprocessing that maps raw rows to what the detector was trained on
+            (None: inputs are used as they are); see :meth:`set_preprocessor`.
     """
 
     #: parameters that make ``fit`` quick on small data (used by the conformance checks and demos)
     fast_params: ClassVar[dict[str, Any]] = {}
-    #: whether the detector learns from ``semi_y`` (labels are ignored otherwise)
+    #: whether the detector learns from labels (they are ignored otherwise)
     uses_labels: ClassVar[bool] = True
     #: whether ``fit`` needs labeled samples; without them it raises :class:`InvalidInputError` saying why
     requires_labels: ClassVar[bool] = False
+    #: the fraction of training samples flagged when a detector declares no ``contamination`` parameter
+    DEFAULT_CONTAMINATION: ClassVar[float] = 0.1
 
-    # ----------------------------------------------------------------------------- public API
+    preprocessor_: Preprocessor | None = None
+
+    def __sklearn_tags__(self):  # noqa: ANN204 - scikit-learn's Tags
+        tags = super().__sklearn_tags__()
+        tags.estimator_type = "outlier_detector"
+        tags.target_tags.required = False
+        tags.input_tags.three_d_array = True
+        return tags
+
+    # ----------------------------------------------------------------------------- fitting
     def fit(
         self,
         X: Any,
-        semi_y: Any = None,
+        y: Any = None,
         *,
+        semi_y: Any = None,
         eval_set: tuple[Any, Any] | None = None,
         callbacks: Iterable[Callback] = (),
     ) -> Detector:
-        """Fit on features ``X`` with semi-supervised labels ``semi_y`` (+1, 0, -1; None = unlabeled).
+        """Fit on ``X`` with labels ``y``: 1 anomaly, 0 normal, -1 or NaN unlabeled; None = all unlabeled.
+
+        This is PyOD's and scikit-learn's convention: ``fit(X, y)`` with ``y = 1`` for anomalies uses them
+        as labeled anomalies. Code ported from the Deep SAD reference passes its +1 (normal) / -1
+        (anomaly) / 0 (unlabeled) labels by name instead, as ``semi_y``.
 
         Args:
-            eval_set: optional ``(X_val, y_val)`` with ground-truth labels; deep detectors report
-                its AUROC per epoch as ``val_auroc`` to the callbacks (for pruning and curves).
+            eval_set: optional ``(X_val, y_val)`` with ground truth (1 anomaly, 0 normal); deep detectors
+                report its AUROC per epoch as ``val_auroc`` to the callbacks, and ``threshold="fpr:A"``
+                uses its normals.
             callbacks: receive per-epoch progress.
         """
-        X = check_features(X, min_samples=2)
-        semi = check_semi_labels(semi_y, len(X))
+        X = self._validate_input(X, reset=True, min_samples=2)
+        if y is not None and semi_y is not None:
+            raise InvalidInputError("give labels as y (1 anomaly, 0 normal, -1 unlabeled) or as semi_y, not both")
+        labels = check_labels(y, len(X)) if semi_y is None else from_semi_y(check_semi_labels(semi_y, len(X)))
         if eval_set is not None:
             X_val, y_val = eval_set
-            eval_set = (self._check_shape(check_features(X_val, name="X_val"), X.shape[1:]), np.asarray(y_val))
-        self._validate_params()
+            X_val = self._check_shape(check_features(X_val, name="X_val"), X.shape[1:])
+            eval_set = (X_val, np.asarray(y_val))
+        rule = self.check_params()
         vars(self).pop("timings_", None)  # a detector that times its phases sets it again in _fit
+        self.preprocessor_ = None
         started = time.perf_counter()
-        self._fit(X, semi, eval_set=eval_set, callbacks=list(callbacks))
+        self._fit(X, labels, eval_set=eval_set, callbacks=list(callbacks))
         vars(self).setdefault("timings_", {"train": time.perf_counter() - started})
         self.input_shape_ = tuple(int(d) for d in X.shape[1:])
+        self.decision_scores_ = self._scores_of(X)
+        val_normals = None
+        if eval_set is not None and len(eval_set[0]):
+            normal = eval_set[1] == NORMAL
+            val_normals = self._scores_of(eval_set[0][normal]) if normal.any() else None
+        self.threshold_ = thresholds.choose_threshold(rule, self.decision_scores_, val_normals)
+        self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
+        self._train_range = (float(self.decision_scores_.min()), float(self.decision_scores_.max()))
+        self._quantiles = thresholds.score_quantiles(self.decision_scores_)
         return self
 
-    def score(self, X: Any) -> np.ndarray:
-        """Anomaly scores, one float per sample of ``X``; higher means more anomalous."""
+    def check_params(self) -> thresholds.ThresholdRule:
+        """Check every parameter before any work: its annotated type, the threshold rule, and the
+        detector's own ``_validate_params``. Returns the threshold rule.
+
+        Raises:
+            InvalidInputError: a one-line message naming the bad parameter (``fit`` calls this first; the
+                experiment calls it before a run opens, so a typo leaves no run behind).
+        """
+        from .params import check_annotated_types
+
+        check_annotated_types(self)
+        rule = thresholds.parse_threshold(self._param("threshold", None), self._param("contamination"))
+        try:
+            self._validate_params()
+        except (TypeError, ValueError) as err:
+            if isinstance(err, SadkitError):
+                raise
+            raise InvalidInputError(f"{type(self).__name__}: invalid parameters ({err})") from err
+        return rule
+
+    def ignored_params(self) -> list[str]:
+        """Parameters that have no effect with the others as they are (e.g. ``device`` of a detector on raw
+        features); the experiment says so when the user set one. The default: none."""
+        return []
+
+    def _param(self, name: str, default: Any = DEFAULT_CONTAMINATION) -> Any:
+        """A base-class parameter the detector may declare (``contamination``, ``threshold``)."""
+        return self.get_params(deep=False).get(name, default)
+
+    # ----------------------------------------------------------------------------- scores and decisions
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Anomaly scores, one float per sample; higher means more anomalous (PyOD's convention)."""
         self._check_fitted()
-        X = self._check_shape(check_features(X), self.input_shape_)
-        scores = np.asarray(self._score(X), dtype=np.float64).reshape(-1)
-        if scores.shape != (len(X),):
-            raise SadkitError(f"{type(self).__name__}._score returned {scores.shape[0]} scores for {len(X)} samples")
-        return scores
+        return self._scores_of(self._model_input(X))
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """The negative of :meth:`decision_function`: lower means more abnormal (scikit-learn's convention)."""
+        return -self.decision_function(X)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """1 for samples scoring above ``threshold_`` (anomalies), 0 otherwise (PyOD's labels)."""
+        return (self.decision_function(X) > self.threshold_).astype(np.int64)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """``[P(normal), P(anomaly)]`` per sample: the score scaled by the training scores' range (PyOD's
+        ``method="linear"``), clipped to [0, 1]."""
+        return thresholds.linear_proba(self.decision_function(X), *self._train_range)
+
+    def score(self, X: Any, y: Any) -> float:
+        """AUROC of the scores against ground truth ``y`` (1 anomaly, 0 normal; -1 rows are left out).
+
+        One number, so ``cross_val_score`` and ``GridSearchCV`` use it as their default score.
+        """
+        from .metrics import auroc
+
+        scores = self.decision_function(X)
+        truth = check_labels(y, len(scores))
+        known = truth != -1
+        return auroc(truth[known] == ANOMALY, scores[known])
+
+    def set_preprocessor(self, preprocessor: Preprocessor | None) -> Detector:
+        """Attach fitted preprocessing: from now on the detector takes raw rows, as its dataset read them.
+
+        The experiment attaches the dataset's preprocessor (the ODDS scalers, a table's encoders) after the
+        fit, so the saved and served model is complete: ``decision_function`` on raw rows gives the scores
+        the run reported.
+        """
+        self._check_fitted()
+        self.preprocessor_ = preprocessor
+        if preprocessor is not None:
+            self.n_features_in_ = preprocessor.n_features_in_
+            if preprocessor.feature_names_in_ is not None:
+                self.feature_names_in_ = np.asarray(preprocessor.feature_names_in_, dtype=object)
+            else:
+                vars(self).pop("feature_names_in_", None)
+        return self
 
     @classmethod
     def search_space(cls, trial: Any) -> dict[str, Any]:
@@ -129,7 +240,7 @@ class Detector(BaseEstimator, ABC):
                 " neither _signal(X) nor transform(X); use a deep detector that does (e.g. esad, deepsad)"
             )
         self._check_fitted()
-        X = self._check_shape(check_features(X), self.input_shape_)
+        X = self._model_input(X)
         features = np.asarray(self._signal(X), dtype=np.float64)
         features = features.reshape(len(X), -1)
         if not np.isfinite(features).all():
@@ -147,38 +258,40 @@ class Detector(BaseEstimator, ABC):
 
     # ----------------------------------------------------------------------------- persistence
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the detector to the folder ``path``: parameters as JSON, state as tensors."""
+        """Write the fitted detector to the folder ``path`` (see :mod:`sadkit.persistence`)."""
         self._check_fitted()
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        cls = type(self)
-        meta = {
-            "format": FORMAT_VERSION,
-            "class": f"{cls.__module__}:{cls.__qualname__}",
-            "params": to_json(self.get_params(deep=False)),
-            "input_shape": list(self.input_shape_),
-        }
-        (path / PARAMS_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
-        torch.save(to_saveable(self._get_state()), path / STATE_FILE)
-        return path
+        return persistence.save(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Detector:
-        """Read a detector written by :meth:`save` (``weights_only=True``: no code is unpickled)."""
-        path = Path(path)
-        try:
-            meta = json.loads((path / PARAMS_FILE).read_text())
-        except FileNotFoundError as err:
-            raise SadkitError(f"{path} holds no saved detector ({PARAMS_FILE} is missing)") from err
-        target = _resolve_class(meta["class"])
-        if not issubclass(target, cls):
-            raise SadkitError(f"{path} holds a {target.__name__}, not a {cls.__name__}")
-        detector = target(**meta["params"])
-        state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=True)
-        detector.input_shape_ = tuple(meta["input_shape"])
-        detector._set_state(state)
-        vars(detector).setdefault("timings_", {})
-        return detector
+        """Read a detector written by :meth:`save`; it must be a ``cls`` (no code is run from the files)."""
+        return persistence.load(path, expected=cls)
+
+    def _decision_state(self) -> dict[str, Any]:
+        return {
+            "threshold": float(self.threshold_),
+            "train_range": list(self._train_range),
+            "quantiles": np.asarray(self._quantiles).tolist(),
+        }
+
+    def _set_decision_state(self, state: Mapping[str, Any] | None, meta: Mapping[str, Any]) -> None:
+        """Restore ``threshold_`` and the score quantiles (format 1 had none: contamination on nothing)."""
+        self.n_features_in_ = int(meta.get("n_features_in") or int(np.prod(self.input_shape_)) or 1)
+        names = meta.get("feature_names_in")
+        if names is not None:
+            self.feature_names_in_ = np.asarray(names, dtype=object)
+        if state is None:  # format 1: no decision was saved
+            self.threshold_, self._train_range, self._quantiles = float("inf"), (0.0, 0.0), np.zeros(1)
+            return
+        self.threshold_ = float(state["threshold"])
+        self._train_range = tuple(float(v) for v in state["train_range"])
+        self._quantiles = np.asarray(state["quantiles"], dtype=np.float64)
+
+    def threshold_for(self, contamination: float) -> float:
+        """The threshold that would flag ``contamination`` of the training samples (from the kept quantiles)."""
+        self._check_fitted()
+        rule = thresholds.parse_threshold(None, contamination)
+        return thresholds.threshold_from_quantiles(self._quantiles, rule.amount)
 
     # ----------------------------------------------------------------------------- for subclasses
     def _validate_params(self) -> None:
@@ -201,8 +314,11 @@ class Detector(BaseEstimator, ABC):
             raise InvalidInputError(f"{type(self).__name__}: invalid {values} ({rule})")
 
     @abstractmethod
-    def _fit(self, X: np.ndarray, semi_y: np.ndarray, *, eval_set, callbacks: list[Callback]) -> None:
-        """Learn from validated float32 ``X`` and int64 ``semi_y``."""
+    def _fit(self, X: np.ndarray, y: np.ndarray, *, eval_set, callbacks: list[Callback]) -> None:
+        """Learn from validated float32 ``X`` and int64 labels ``y``: 1 anomaly, 0 normal, -1 unlabeled.
+
+        (A detector written for the paper's codes converts them with ``sadkit.data.to_semi_y(y)``.)
+        """
 
     @abstractmethod
     def _score(self, X: np.ndarray) -> np.ndarray:
@@ -220,6 +336,33 @@ class Detector(BaseEstimator, ABC):
         if not self.is_fitted:
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit(X) first")
 
+    def _validate_input(self, X: Any, *, reset: bool, min_samples: int = 1) -> np.ndarray:
+        """float32 samples, with ``n_features_in_``/``feature_names_in_`` set (``reset``) or checked, as
+        scikit-learn's ``validate_data`` does it (its messages are the ones its users and checks know)."""
+        from sklearn.utils.validation import validate_data
+
+        try:
+            return validate_data(self, X, reset=reset, dtype=np.float32, allow_nd=True, ensure_min_samples=min_samples)
+        except (TypeError, ValueError) as err:
+            if isinstance(err, SadkitError):
+                raise
+            raise InvalidInputError(str(err)) from err
+
+    def _model_input(self, X: Any) -> np.ndarray:
+        """What the fitted model takes: raw rows through the preprocessor, or validated samples."""
+        if self.preprocessor_ is not None:
+            X = check_features(self.preprocessor_.transform(X))
+        else:
+            X = self._validate_input(X, reset=False)
+        return self._check_shape(X, self.input_shape_)
+
+    def _scores_of(self, X: np.ndarray) -> np.ndarray:
+        """``_score`` of validated model input, as float64, checked for length."""
+        scores = np.asarray(self._score(X), dtype=np.float64).reshape(-1)
+        if scores.shape != (len(X),):
+            raise SadkitError(f"{type(self).__name__}._score returned {scores.shape[0]} scores for {len(X)} samples")
+        return scores
+
     @staticmethod
     def _check_shape(X: np.ndarray, expected: tuple[int, ...]) -> np.ndarray:
         if tuple(X.shape[1:]) != tuple(expected):
@@ -229,30 +372,6 @@ class Detector(BaseEstimator, ABC):
         return X
 
 
-#: classes saved (format 1) under a module they have since left: old ``module:qualname`` -> new
-_MOVED_CLASSES = {
-    "sadkit.plugins.shallow:OCSVM": "sadkit.plugins.shallow.ocsvm:OCSVM",
-    "sadkit.plugins.shallow:IsolationForest": "sadkit.plugins.shallow.iforest:IsolationForest",
-    "sadkit.plugins.shallow:KDE": "sadkit.plugins.shallow.kde:KDE",
-    "sadkit.plugins.ssad:SSAD": "sadkit.plugins.shallow.ssad:SSAD",
-    "sadkit.plugins.supervised:Supervised": "sadkit.plugins.shallow.supervised:Supervised",
-}
-
-
-def _resolve_class(spec: str) -> type:
-    spec = _MOVED_CLASSES.get(spec, spec)
-    module_name, _, qualname = spec.partition(":")
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as err:
-        raise SadkitError(f"the saved detector needs {spec}, which cannot be imported: {err}") from err
-    if not (isinstance(obj, type) and issubclass(obj, Detector)):
-        raise SadkitError(f"{spec} is not a sadkit Detector")
-    return obj
-
-
 def load_detector(path: str | os.PathLike) -> Detector:
-    """Load any detector saved with :meth:`Detector.save`."""
-    return Detector.load(path)
+    """Load any registered detector saved with :meth:`Detector.save` (no code is run from the files)."""
+    return persistence.load(path)

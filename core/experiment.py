@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import secrets
 import time
 from collections.abc import Mapping, Sequence
@@ -113,6 +114,11 @@ class ExperimentResult:
     data: dict[str, Any]
     #: hyperparameters the detector chose itself (e.g. on the validation split); see Detector.selected_params
     selected: dict[str, Any] = field(default_factory=dict)
+    #: the fitted decision: samples scoring above ``threshold`` are flagged (``predict`` gives 1)
+    threshold: float = math.nan
+    #: precision and recall of those decisions on the test split (NaN without a test split)
+    test_precision: float = math.nan
+    test_recall: float = math.nan
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -162,16 +168,20 @@ def run_experiment(
 ) -> ExperimentResult:
     """Run ``spec`` in one MLflow run and return its results.
 
-    The run ends FAILED (and keeps what it logged) when anything raises, except for the exception
-    types of ``stop_on`` (e.g. a pruned trial): those end it KILLED with the given tags.
+    Everything that can be checked is checked before the run opens: the dataset and detector are built
+    and their parameters validated, and the data are loaded, so a typo or an impossible ratio leaves no
+    run behind. The run ends FAILED (and keeps what it logged) when anything raises later, except for the
+    exception types of ``stop_on`` (e.g. a pruned trial): those end it KILLED with the given tags.
     """
     from .tracking import Tracker
 
     warn_broken()
     seed = resolve_seed(spec.seed)
     configure_threads(spec.threads)
-    tracker = tracker or Tracker(spec.tracking_uri, spec.experiment)
     dataset, detector = build(spec, seed)
+    detector.check_params()
+    train, val, test = dataset.load()
+    tracker = tracker or Tracker(spec.tracking_uri, spec.experiment)
     parts = [spec.detector, spec.dataset, getattr(dataset, "name", None), f"seed{seed}"]
     run_name = spec.run_name or "-".join(str(p) for p in parts if p)
     run_tags = {"sadkit.detector": spec.detector, "sadkit.dataset": spec.dataset, **(tags or {})}
@@ -180,14 +190,15 @@ def run_experiment(
         data = dataset.get_params()
         run.log_params({"detector": spec.detector, "dataset": spec.dataset, "seed": seed, **params})
         run.log_params({f"data.{k}": v for k, v in data.items()})
-        train, val, test = dataset.load()
         run.log_metrics({"n_train": len(train), "n_val": len(val), "n_test": len(test)})
         run.log_dict(
             {"train": train.summary(), "val": val.summary(), "test": test.summary()}, "data/split_summary.json"
         )
+        name = "/".join(str(p) for p in (spec.dataset, getattr(dataset, "name", None)) if p)
+        run.log_dataset(name, dataset.source, train.X, train.y)
         eval_set = (val.X, val.y) if len(val) else None
         started = time.perf_counter()
-        detector.fit(train.X, train.semi_y, eval_set=eval_set, callbacks=[run.epoch_callback(), *callbacks])
+        detector.fit(train.X, train.labels, eval_set=eval_set, callbacks=[run.epoch_callback(), *callbacks])
         fit_seconds = time.perf_counter() - started
         selected = to_json(detector.selected_params())
         if selected:
@@ -196,8 +207,8 @@ def run_experiment(
         pretrain_seconds = float(timings.get("pretrain", 0.0))
         train_seconds = float(timings.get("train", fit_seconds - pretrain_seconds))
 
-        val_scores = detector.score(val.X) if len(val) else np.empty(0)
-        test_scores = detector.score(test.X)
+        val_scores = detector.decision_function(val.X) if len(val) else np.empty(0)
+        test_scores = detector.decision_function(test.X) if len(test) else np.empty(0)
         metrics = {
             "val_auroc": auroc(val.y, val_scores),
             "val_auprc": auprc(val.y, val_scores),
@@ -206,13 +217,20 @@ def run_experiment(
             "train_seconds": train_seconds,
             "pretrain_seconds": pretrain_seconds,
             "fit_seconds": fit_seconds,
+            "threshold": detector.threshold_,
+            **decision_metrics(test.y, test_scores, detector.threshold_, "test"),
         }
         run.log_metrics(metrics)
         run.log_arrays(detector.tracked_arrays())
-        run.log_evaluation_plots(test.y, test_scores, "test")
-        if np.ndim(test.X) == 4:  # image data: grids of the most and least anomalous test images
-            run.log_image_grids(test.X, test_scores, test.y, k=32, split="test")
-        model_uri = run.log_detector(detector, test.X) if spec.log_model else None
+        if len(test):
+            run.log_scores("test", test.ids, test_scores, detector.threshold_, test.y)
+        # the model takes raw rows: the dataset's fitted preprocessing becomes part of it
+        detector.set_preprocessor(dataset.preprocessor or identity_preprocessor(train.X))
+        model_uri = run.log_detector(detector, detector.preprocessor_.example_rows()) if spec.log_model else None
+        if len(test):
+            run.log_evaluation_plots(test.y, test_scores, "test")
+            if np.ndim(test.X) == 4:  # image data: grids of the most and least anomalous test images
+                run.log_image_grids(test.X, test_scores, test.y, k=32, split="test")
         result = ExperimentResult(
             run_id=run.run_id,
             detector=spec.detector,
@@ -231,6 +249,35 @@ def run_experiment(
             params=to_json(params),
             data=to_json(data),
             selected=selected,
+            threshold=float(detector.threshold_),
+            test_precision=metrics["test_precision"],
+            test_recall=metrics["test_recall"],
         )
         run.log_dict(result.as_dict(), "results.json")
     return result
+
+
+def decision_metrics(y: Any, scores: np.ndarray, threshold: float, split: str) -> dict[str, float]:
+    """Precision, recall and F1 of the 0/1 decisions at ``threshold`` on a split with ground truth, and
+    the fraction it flags (NaN where a split has no anomaly or no sample)."""
+    y = np.asarray(y)
+    known = y != -1
+    flagged = scores[known] > threshold
+    truth = y[known] == 1
+    tp = float((flagged & truth).sum())
+    precision = tp / flagged.sum() if flagged.any() else math.nan
+    recall = tp / truth.sum() if truth.any() else math.nan
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else math.nan
+    return {
+        f"{split}_precision": precision,
+        f"{split}_recall": recall,
+        f"{split}_f1": f1,
+        f"{split}_flagged": float(flagged.mean()) if len(flagged) else math.nan,
+    }
+
+
+def identity_preprocessor(X: np.ndarray) -> Any:
+    """For a dataset without preprocessing: the model takes its samples as they are (or flattened)."""
+    from .preprocessing import Preprocessor
+
+    return Preprocessor([], input_shape=np.shape(X)[1:], examples=np.asarray(X)[:5])

@@ -204,6 +204,17 @@ class TableEncoder(Transform):
         return np.concatenate(blocks, axis=1) if blocks else np.empty((len(frame), 0))
 
 
+def _example_rows(rows: Any, n: int = 5) -> list[list[Any]] | None:
+    """Up to ``n`` raw rows as JSON lists (flattened samples; a data frame's rows in its column order)."""
+    if rows is None:
+        return None
+    values = rows.to_numpy() if hasattr(rows, "to_numpy") else np.asarray(rows)
+    values = values[:n]
+    rows = to_json(values.reshape(len(values), -1).tolist())
+    plain = (str, int, float, bool, type(None))
+    return [[v if isinstance(v, plain) else str(v) for v in row] for row in rows]
+
+
 class Preprocessor:
     """A chain of fitted transforms from raw rows to a detector's input.
 
@@ -215,6 +226,7 @@ class Preprocessor:
             names (reordered columns work; a missing one is an error naming it; extra ones are ignored
             and listed by :meth:`extra_columns`).
         output_shape: the shape of one transformed sample (what the detector expects).
+        examples: a few raw rows (a data frame or an array), kept as the model's input example.
 
     Attributes:
         n_features_in_: number of raw input features (columns, or values of one flattened sample).
@@ -228,8 +240,10 @@ class Preprocessor:
         input_shape: Sequence[int],
         output_shape: Sequence[int] | None = None,
         feature_names: Sequence[str] | None = None,
+        examples: Any = None,
     ) -> None:
         self.steps = list(steps)
+        self.examples = _example_rows(examples)
         self.input_shape = tuple(int(d) for d in input_shape)
         self.output_shape = tuple(int(d) for d in (output_shape if output_shape is not None else input_shape))
         self.feature_names_in_ = None if feature_names is None else [str(c) for c in feature_names]
@@ -238,6 +252,16 @@ class Preprocessor:
     @property
     def is_table(self) -> bool:
         return self.feature_names_in_ is not None
+
+    def example_rows(self) -> Any:
+        """The kept raw rows as the model takes them (a data frame for tables, else an array), or None."""
+        if self.examples is None:
+            return None
+        if self.feature_names_in_ is not None:
+            import pandas as pd
+
+            return pd.DataFrame(self.examples, columns=self.feature_names_in_)
+        return np.asarray(self.examples, dtype=np.float64).reshape(len(self.examples), *self.input_shape)
 
     def extra_columns(self, X: Any) -> list[str]:
         """Columns of data frame ``X`` the model does not use (empty for arrays)."""
@@ -295,6 +319,7 @@ class Preprocessor:
             "input_shape": list(self.input_shape),
             "output_shape": list(self.output_shape),
             "feature_names": self.feature_names_in_,
+            "examples": self.examples,
         }
 
     @classmethod
@@ -305,6 +330,7 @@ class Preprocessor:
                 input_shape=raw["input_shape"],
                 output_shape=raw.get("output_shape"),
                 feature_names=raw.get("feature_names"),
+                examples=raw.get("examples"),
             )
         except (KeyError, TypeError) as err:
             raise SadkitError(f"a malformed preprocessing description ({type(err).__name__}: {err})") from err

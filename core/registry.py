@@ -216,3 +216,20 @@ def _call_checked(
             f" its parameters are: {', '.join(valid)}"
         )
     return factory(**params)
+
+
+def entry_point_name(group: str, value: str) -> tuple[str, str, str] | None:
+    """The plugin registered under ``value`` (``"module:qualname"``) in ``group``, read from the metadata.
+
+    Returns ``(name, distribution, version)``, or None when no distribution registers that value. Nothing is
+    imported: a saved detector names its class this way, and loading resolves the name through :func:`get`.
+    """
+    namespace = _group_key(group)
+    for (name, ep_value), dists in _distributions(namespace).items():
+        if ep_value == value:
+            try:
+                version = importlib.metadata.version(dists[0])
+            except importlib.metadata.PackageNotFoundError:  # pragma: no cover - a half-removed distribution
+                version = "?"
+            return name, dists[0], version
+    return None

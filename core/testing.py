@@ -42,28 +42,32 @@ class _Context:
     cls: type[Detector]
     params: dict[str, Any]
     X: np.ndarray
-    semi_y: np.ndarray
+    y: np.ndarray
     X_test: np.ndarray
 
     def new(self) -> Detector:
         return self.cls(**self.params)
 
     def fitted(self) -> Detector:
-        return self.new().fit(self.X, self.semi_y)
+        return self.new().fit(self.X, self.y)
 
 
 def make_data(
     input_shape: tuple[int, ...] = (5,), n_train: int = 96, n_test: int = 40, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Small data in [0, 1]: mostly normals, a few labeled anomalies and labeled normals."""
+    """Small data in [0, 1]: mostly normals, a few labeled anomalies and labeled normals.
+
+    Returns ``(X, y, X_test)``; ``y`` holds the labels: 1 for the first three samples (labeled anomalies,
+    drawn apart from the normals), 0 for the last five (labeled normals), -1 (unlabeled) for the rest.
+    """
     rng = np.random.default_rng(seed)
     X = rng.normal(0.5, 0.1, size=(n_train, *input_shape))
-    semi_y = np.zeros(n_train, dtype=np.int64)
+    y = np.full(n_train, -1, dtype=np.int64)
     X[:6] = rng.normal(0.9, 0.05, size=(6, *input_shape))
-    semi_y[:3] = -1
-    semi_y[-5:] = 1
+    y[:3] = 1
+    y[-5:] = 0
     X_test = rng.normal(0.5, 0.15, size=(n_test, *input_shape))
-    return np.clip(X, 0, 1).astype(np.float32), semi_y, np.clip(X_test, 0, 1).astype(np.float32)
+    return np.clip(X, 0, 1).astype(np.float32), y, np.clip(X_test, 0, 1).astype(np.float32)
 
 
 def _expect_error(fn: Callable[[], Any], what: str) -> None:
@@ -103,14 +107,51 @@ def check_get_set_params(ctx: _Context) -> None:
 
 
 def check_fit_score_shapes(ctx: _Context) -> None:
-    """``fit`` returns self; ``score`` returns one finite float per sample."""
+    """``fit`` returns self; ``decision_function`` returns one finite float per sample."""
     detector = ctx.new()
-    assert detector.fit(ctx.X, ctx.semi_y) is detector, "fit must return self"
-    scores = detector.score(ctx.X_test)
-    assert isinstance(scores, np.ndarray), f"score returned {type(scores).__name__}, not a numpy array"
-    assert scores.shape == (len(ctx.X_test),), f"score returned shape {scores.shape} for {len(ctx.X_test)} samples"
+    assert detector.fit(ctx.X, ctx.y) is detector, "fit must return self"
+    scores = detector.decision_function(ctx.X_test)
+    assert isinstance(scores, np.ndarray), f"decision_function returned {type(scores).__name__}, not a numpy array"
+    assert scores.shape == (len(ctx.X_test),), (
+        f"decision_function returned shape {scores.shape} for {len(ctx.X_test)} samples"
+    )
     assert np.issubdtype(scores.dtype, np.floating), f"scores have dtype {scores.dtype}"
     assert np.isfinite(scores).all(), "scores contain NaN or infinity"
+
+
+def check_decision_vocabulary(ctx: _Context) -> None:
+    """PyOD's and scikit-learn's vocabulary agree: ``score_samples`` is ``-decision_function``; ``predict``
+    is 0/1 and flags exactly the samples scoring above ``threshold_``; ``predict_proba`` rows are
+    probabilities; ``score(X, y)`` is one number (the AUROC)."""
+    detector = ctx.fitted()
+    scores = detector.decision_function(ctx.X_test)
+    assert np.array_equal(detector.score_samples(ctx.X_test), -scores), "score_samples is not -decision_function"
+    assert np.isfinite(detector.threshold_), f"threshold_ is {detector.threshold_}"
+    labels = detector.predict(ctx.X_test)
+    assert set(np.unique(labels)) <= {0, 1}, f"predict returned {np.unique(labels)}, not 0/1"
+    assert np.array_equal(labels, (scores > detector.threshold_).astype(int)), "predict disagrees with threshold_"
+    proba = detector.predict_proba(ctx.X_test)
+    assert proba.shape == (len(ctx.X_test), 2), f"predict_proba returned shape {proba.shape}"
+    assert np.allclose(proba.sum(axis=1), 1.0) and (proba >= 0).all(), "predict_proba rows are not probabilities"
+    truth = np.r_[np.ones(5, dtype=int), np.zeros(len(ctx.X_test) - 5, dtype=int)]
+    value = detector.score(ctx.X_test, truth)
+    assert np.isscalar(value) and 0.0 <= value <= 1.0, f"score(X, y) returned {value!r}, not an AUROC"
+    flagged = detector.labels_.mean()
+    expected = detector.get_params().get("contamination", Detector.DEFAULT_CONTAMINATION)
+    if detector.get_params().get("threshold") is None:
+        assert abs(flagged - expected) <= 0.05 + 2 / len(ctx.X), (
+            f"labels_ flags {flagged:.2f} of the training samples, contamination is {expected}"
+        )
+
+
+def check_labels_convention(ctx: _Context) -> None:
+    """Labels are the users' convention: ``fit(X, y)`` with 1 = anomaly equals ``fit(X, semi_y=...)``
+    with the paper's -1 for the same samples (so a PyOD habit never turns anomalies into normals)."""
+    from .data import to_semi_y
+
+    a = ctx.fitted().decision_function(ctx.X_test)
+    b = ctx.new().fit(ctx.X, semi_y=to_semi_y(ctx.y)).decision_function(ctx.X_test)
+    assert np.allclose(a, b, rtol=1e-5, atol=1e-7), "fit(X, y) and fit(X, semi_y=...) with the same labels differ"
 
 
 def check_fit_without_labels(ctx: _Context) -> None:
@@ -130,14 +171,14 @@ def check_fit_without_labels(ctx: _Context) -> None:
                 f"fit(X) without labels raised {type(err).__name__} ({err}), not a sadkit error"
             ) from err
         raise AssertionError("requires_labels is True but fit(X) without labels was accepted")
-    scores = ctx.new().fit(ctx.X).score(ctx.X_test)
+    scores = ctx.new().fit(ctx.X).decision_function(ctx.X_test)
     assert scores.shape == (len(ctx.X_test),)
 
 
 def check_same_seed_same_scores(ctx: _Context) -> None:
     """Two fits with the same parameters (and seed) give the same scores."""
-    a = ctx.fitted().score(ctx.X_test)
-    b = ctx.fitted().score(ctx.X_test)
+    a = ctx.fitted().decision_function(ctx.X_test)
+    b = ctx.fitted().decision_function(ctx.X_test)
     assert np.allclose(a, b, rtol=1e-5, atol=1e-7), f"scores differ by up to {np.abs(a - b).max():.3g}"
 
 
@@ -146,10 +187,10 @@ def check_save_load_identical(ctx: _Context) -> None:
     detector = ctx.fitted()
     with tempfile.TemporaryDirectory() as tmp:
         detector.save(tmp)
-        loaded = Detector.load(tmp)
+        loaded = ctx.cls.load(tmp)
     assert type(loaded) is type(detector), f"loaded a {type(loaded).__name__}"
     assert loaded.get_params() == {k: _listify(v) for k, v in detector.get_params().items()}, "parameters changed"
-    a, b = detector.score(ctx.X_test), loaded.score(ctx.X_test)
+    a, b = detector.decision_function(ctx.X_test), loaded.decision_function(ctx.X_test)
     assert np.array_equal(a, b), f"scores after loading differ by up to {np.abs(a - b).max():.3g}"
 
 
@@ -160,7 +201,7 @@ def check_clone_unfitted(ctx: _Context) -> None:
     assert not copy.is_fitted, "the clone is already fitted"
     assert copy.get_params() == detector.get_params()
     try:
-        copy.score(ctx.X_test)
+        copy.decision_function(ctx.X_test)
     except NotFittedError:
         return
     raise AssertionError("score on an unfitted clone did not raise NotFittedError")
@@ -170,21 +211,21 @@ def check_rejects_bad_input(ctx: _Context) -> None:
     """NaN/inf features, wrong shapes and bad labels raise sadkit errors, not crashes."""
     X_nan = ctx.X.copy()
     X_nan[3, 0] = np.nan
-    _expect_error(lambda: ctx.new().fit(X_nan, ctx.semi_y), "fit with NaN features")
+    _expect_error(lambda: ctx.new().fit(X_nan, ctx.y), "fit with NaN features")
     X_inf = ctx.X.copy()
     X_inf[0, 0] = np.inf
-    _expect_error(lambda: ctx.new().fit(X_inf, ctx.semi_y), "fit with infinite features")
-    bad_labels = ctx.semi_y.copy()
+    _expect_error(lambda: ctx.new().fit(X_inf, ctx.y), "fit with infinite features")
+    bad_labels = ctx.y.copy()
     bad_labels[0] = 2
-    _expect_error(lambda: ctx.new().fit(ctx.X, bad_labels), "fit with semi_y = 2")
-    _expect_error(lambda: ctx.new().fit(ctx.X, ctx.semi_y[:-1]), "fit with too few labels")
+    _expect_error(lambda: ctx.new().fit(ctx.X, bad_labels), "fit with a label 2")
+    _expect_error(lambda: ctx.new().fit(ctx.X, ctx.y[:-1]), "fit with too few labels")
     _expect_error(lambda: ctx.new().fit(ctx.X.reshape(-1)), "fit with 1-D X")
     fitted = ctx.fitted()
     wider = np.concatenate([ctx.X_test, ctx.X_test[:, :1]], axis=1)
-    _expect_error(lambda: fitted.score(wider), "score with another number of features")
+    _expect_error(lambda: fitted.decision_function(wider), "score with another number of features")
     test_nan = ctx.X_test.copy()
     test_nan[0, 0] = np.nan
-    _expect_error(lambda: fitted.score(test_nan), "score with NaN features")
+    _expect_error(lambda: fitted.decision_function(test_nan), "score with NaN features")
 
 
 def check_search_space(ctx: _Context) -> None:
@@ -201,10 +242,10 @@ def check_search_space(ctx: _Context) -> None:
         assert not unknown, f"search_space returned {unknown}, which are not parameters of {ctx.cls.__name__}"
         renamed = sorted(set(values) - suggested)
         assert not renamed, f"search_space returned {renamed} without suggesting them under those names"
-        detector = ctx.cls(**{**ctx.params, **values}).fit(ctx.X, ctx.semi_y)
+        detector = ctx.cls(**{**ctx.params, **values}).fit(ctx.X, ctx.y)
         held = {k: detector.get_params()[k] for k in values}
         assert held == values, f"search_space point {values} became {held}"
-        scores = detector.score(ctx.X_test)
+        scores = detector.decision_function(ctx.X_test)
         assert np.isfinite(scores).all(), f"scores at search_space point {values} contain NaN or infinity"
 
 
@@ -212,6 +253,8 @@ CHECKS: list[Callable[[_Context], None]] = [
     check_init_stores_params,
     check_get_set_params,
     check_fit_score_shapes,
+    check_decision_vocabulary,
+    check_labels_convention,
     check_fit_without_labels,
     check_same_seed_same_scores,
     check_save_load_identical,
@@ -241,8 +284,8 @@ def check_detector(
     """Run every conformance check; return one result per check (none raises)."""
     cls = _resolve(detector)
     merged = {**cls.fast_params, **(params or {})}
-    X, semi_y, X_test = make_data(input_shape)
-    ctx = _Context(cls=cls, params=merged, X=X, semi_y=semi_y, X_test=X_test)
+    X, y, X_test = make_data(input_shape)
+    ctx = _Context(cls=cls, params=merged, X=X, y=y, X_test=X_test)
     results = []
     for check in CHECKS:
         name = check.__name__.removeprefix("check_")

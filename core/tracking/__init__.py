@@ -3,8 +3,8 @@
 One run per experiment (nested runs for study trials). A run logs its parameters (flattened),
 per-epoch losses (``pretrain_loss``, ``train_loss``; step = epoch), validation and test metrics,
 learned arrays such as the hypersphere center ``c`` (artifact + ``c_norm`` metric), the fitted detector
-as an MLflow pyfunc model whose ``predict`` returns anomaly scores, a ROC curve and a score histogram
-(and, for image data, grids of the 32 most and 32 least anomalous test images).
+as an MLflow LoggedModel (from code) whose ``predict`` returns a score and a label per raw row, a ROC
+curve and a score histogram (and, for image data, grids of the most and least anomalous test images).
 A run that raises ends FAILED (KILLED on Ctrl-C) and keeps what it logged.
 
 The default tracking store is a SQLite file in the working directory (``sqlite:///mlflow.db``);
@@ -21,7 +21,13 @@ import os
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-from .model import MODEL_ARTIFACT, DetectorModel, download_detector, load_model  # noqa: E402
+from .model import (  # noqa: E402
+    MODEL_ARTIFACT,
+    DetectorModel,
+    download_detector,
+    download_model_detector,
+    load_model,
+)
 from .run import RunLogger, flatten  # noqa: E402
 from .store import (  # noqa: E402
     DEFAULT_EXPERIMENT,
@@ -42,6 +48,7 @@ __all__ = [
     "RunLogger",
     "Tracker",
     "download_detector",
+    "download_model_detector",
     "flatten",
     "get_run",
     "load_model",

@@ -10,6 +10,7 @@ import math
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from mlflow.tracking import MlflowClient
 from ..callbacks import Callback
 from ..detector import Detector
 from ..serialize import to_json
-from .model import MODEL_ARTIFACT, save_model
+from .model import log_model
 from .store import quiet
 
 _BATCH = 500  # MLflow accepts at most 1000 metrics / 100 params per batch
@@ -115,12 +116,37 @@ class RunLogger:
             if arrays:
                 self.client.log_artifacts(self.run_id, tmp, "arrays")
 
-    def log_detector(self, detector: Detector, input_example: np.ndarray) -> str:
-        """Log the fitted detector as a pyfunc model; return its ``runs:/`` URI."""
-        with tempfile.TemporaryDirectory() as tmp, quiet("mlflow"):
-            model_dir = save_model(detector, input_example, Path(tmp))
-            self.client.log_artifacts(self.run_id, str(model_dir), MODEL_ARTIFACT)
-        return f"runs:/{self.run_id}/{MODEL_ARTIFACT}"
+    def log_detector(self, detector: Detector, example_rows: Any) -> str:
+        """Log the fitted detector as the run's LoggedModel (see :mod:`sadkit.tracking.model`); return its
+        ``models:/`` URI. ``example_rows``: raw rows for the model's input example."""
+        return log_model(self.client, self.run_id, detector, example_rows)
+
+    def log_scores(self, split: str, ids: Any, scores: np.ndarray, threshold: float, y: Any) -> None:
+        """The split's scores as ``scores/<split>.csv`` (id, score, label at ``threshold``, ground truth y);
+        scores are written with every digit, so they can be compared with the logged model's."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"{split}.csv"
+            with path.open("w") as f:
+                f.write("id,score,label,y\n")
+                for i, score, truth in zip(
+                    np.asarray(ids).tolist(), scores.tolist(), np.asarray(y).tolist(), strict=True
+                ):
+                    f.write(f"{i},{score!r},{int(score > threshold)},{truth}\n")
+            self.client.log_artifact(self.run_id, str(path), "scores")
+
+    def log_dataset(self, name: str, source: str, X: Any, y: Any, context: str = "training") -> None:
+        """The run's dataset as an MLflow dataset input (name, source, digest, schema), shown in the runs
+        table's "Dataset" column."""
+        import mlflow.data
+        from mlflow.entities import DatasetInput, InputTag
+
+        X = np.asarray(X)
+        features = X.reshape(len(X), -1) if X.ndim > 2 else X
+        with quiet("mlflow"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # MLflow's note that a local path can be read as several kinds of source
+            dataset = mlflow.data.from_numpy(features, targets=np.asarray(y), source=source, name=name)
+        tags = [InputTag(key="mlflow.data.context", value=context)]
+        self.client.log_inputs(self.run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags=tags)])
 
     # ------------------------------------------------------------------ figures
     def log_evaluation_plots(self, y_true: np.ndarray, scores: np.ndarray, split: str = "test") -> None:

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from sadkit import Callback, Detector, InvalidInputError, create_detector
+from sadkit.data import to_semi_y
 from sadkit.errors import SignalNotAvailableError
 from sadkit.registry import get
 
@@ -120,7 +121,8 @@ class ActiveDetector(Detector):
                 params[name] = value
         return params
 
-    def _fit(self, X: np.ndarray, semi_y: np.ndarray, *, eval_set, callbacks: list[Callback]) -> None:
+    def _fit(self, X: np.ndarray, y: np.ndarray, *, eval_set, callbacks: list[Callback]) -> None:
+        semi_y = to_semi_y(y)  # the paper's codes: +1 labeled normal, -1 labeled anomaly, 0 unlabeled
         started = time.perf_counter()
         reuse = (
             self.warm_start
@@ -132,11 +134,11 @@ class ActiveDetector(Detector):
         )
         if not reuse:
             base = create_detector(self.base, **self._base_params())
-            base.fit(X, semi_y, eval_set=eval_set, callbacks=callbacks)
+            base.fit(X, semi_y=semi_y, eval_set=eval_set, callbacks=callbacks)
             self.base_ = base
             self.base_input_shape_ = tuple(X.shape[1:])
             self.base_n_ = len(X)
-            scores = base.score(X)
+            scores = base.decision_function(X)
             features = base.signal(X)
             # standardisation statistics of the training set (fixed once the base detector is fitted)
             raw = np.column_stack([signed_log(scores), signed_log(features)])
@@ -195,7 +197,7 @@ class ActiveDetector(Detector):
 
     # ------------------------------------------------------------------ scoring
     def _inputs(self, X: np.ndarray) -> np.ndarray:
-        raw = np.column_stack([signed_log(self.base_.score(X)), signed_log(self.base_.signal(X))])
+        raw = np.column_stack([signed_log(self.base_.decision_function(X)), signed_log(self.base_.signal(X))])
         return (raw - self.mean_) / self.scale_
 
     def _score(self, X: np.ndarray) -> np.ndarray:
@@ -204,7 +206,7 @@ class ActiveDetector(Detector):
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """``(n, 2)``: probabilities of normal and anomaly (scikit-learn's column order)."""
-        p = 1.0 / (1.0 + np.exp(-np.clip(self.score(X), -500, 500)))
+        p = 1.0 / (1.0 + np.exp(-np.clip(self.decision_function(X), -500, 500)))
         return np.column_stack([1.0 - p, p])
 
     # ------------------------------------------------------------------ persistence

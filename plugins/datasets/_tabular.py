@@ -149,7 +149,10 @@ def protocol_splits(dataset: Dataset, X: np.ndarray, y: np.ndarray) -> TabularSp
     standard = Standardize.fit(X_train)
     minmax = MinMax.fit(standard.transform(X_train))
     preprocessor = Preprocessor(
-        [standard, minmax], input_shape=(X.shape[1],), feature_names=[f"x{i}" for i in range(X.shape[1])]
+        [standard, minmax],
+        input_shape=(X.shape[1],),
+        feature_names=[f"x{i}" for i in range(X.shape[1])],
+        examples=X_train[:5],
     )
 
     def scale(A: np.ndarray) -> np.ndarray:

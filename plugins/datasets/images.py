@@ -221,7 +221,7 @@ class ImageDataset(Dataset):
             low, high = (float(reference.min()), float(reference.max())) if reference.size else (0.0, 1.0)
             self._minmax = (low, high)
             steps = [PixelScale(), ContrastNormalize(low=low, high=high)]
-        self._preprocessor = Preprocessor(steps, input_shape=self.image_shape)
+        self._preprocessor = Preprocessor(steps, input_shape=self.image_shape, examples=X_train_all[train_idx[:5]])
         X_train, X_val, X_test = (
             self._preprocessor.transform(A) for A in (X_train_all[train_idx], X_train_all[val_idx], X_test_raw)
         )

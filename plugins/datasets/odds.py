@@ -187,6 +187,10 @@ class ODDS(TabularDataset):
         return self.root / "odds" / f"{self.name}.mat"
 
     @property
+    def source(self) -> str:
+        return str(self.path)
+
+    @property
     def network(self) -> str:
         """The paper's network for its six ODDS tables, ``mlp`` for any other."""
         return PAPER_NETWORKS.get(self.name, self.default_network)

@@ -315,7 +315,11 @@ class Table(Dataset):
         if self.scaling in ("standard+minmax", "minmax"):
             steps.append(MinMax.fit(encoded))
         self._preprocessor = Preprocessor(
-            steps, input_shape=(len(columns),), output_shape=(len(encoder.feature_names_out),), feature_names=columns
+            steps,
+            input_shape=(len(columns),),
+            output_shape=(len(encoder.feature_names_out),),
+            feature_names=columns,
+            examples=train_frame[columns],
         )
 
         def split(part: Any, part_labels: np.ndarray, part_ids: np.ndarray, truth: bool) -> Split:

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from sadkit import Callback, InvalidInputError, TorchDetector, auroc, create_network
-from sadkit.data import check_features
+from sadkit.data import to_semi_y
 from sadkit.torch_detector import PretrainedAutoencoder
 from sadkit.training import Schedule, as_tensor, predict, resolve_amp, seed_everything, train_network
 
@@ -174,7 +174,8 @@ class DeepSAD(TorchDetector):
         """The schedule of the training (``""``) or pretraining (``"ae_"``) phase, with Adam's options."""
         return self._schedule(prefix, amsgrad=self.amsgrad, reference_scheduler=self.reference_scheduler, **speed)
 
-    def _fit(self, X: np.ndarray, semi_y: np.ndarray, *, eval_set, callbacks: list[Callback]) -> None:
+    def _fit(self, X: np.ndarray, y: np.ndarray, *, eval_set, callbacks: list[Callback]) -> None:
+        semi_y = to_semi_y(y)  # the paper's codes: +1 labeled normal, -1 labeled anomaly, 0 unlabeled
         speed = self._speed_options(X)
         semi_y = self._labels_for_training(semi_y)
         device = self._training_device()
@@ -254,7 +255,7 @@ class DeepSAD(TorchDetector):
     def transform(self, X: Any) -> np.ndarray:
         """The network's representations ``phi(X)``."""
         self._check_fitted()
-        X = self._check_shape(check_features(X), self.input_shape_)
+        X = self._model_input(X)
         device = self._scoring_device()
         net = self.net_.to(device).eval()
         with torch.no_grad():

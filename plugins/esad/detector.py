@@ -64,6 +64,7 @@ import torch
 from torch import nn
 
 from sadkit import AutoEncoder, Callback, InvalidInputError, SadkitError, TorchDetector, auroc, create_network
+from sadkit.data import to_semi_y
 from sadkit.training import as_tensor, predict, resolve_amp, seed_everything, train_network
 
 from .model import EncoderDecoderEncoder
@@ -190,7 +191,8 @@ class ESAD(TorchDetector):
         return EncoderDecoderEncoder(ae, second)
 
     # ------------------------------------------------------------------ fitting
-    def _fit(self, X: np.ndarray, semi_y: np.ndarray, *, eval_set, callbacks: list[Callback]) -> None:
+    def _fit(self, X: np.ndarray, y: np.ndarray, *, eval_set, callbacks: list[Callback]) -> None:
+        semi_y = to_semi_y(y)  # the paper's codes: +1 labeled normal, -1 labeled anomaly, 0 unlabeled
         amp = resolve_amp(self.amp)
         device = self._training_device()
         seed = self._resolve_seed()

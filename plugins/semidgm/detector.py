@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from sadkit import Callback, InvalidInputError, SadkitError, TorchDetector, auroc, create_network
+from sadkit.data import to_semi_y
 from sadkit.training import as_tensor, predict, seed_everything, train_network
 
 from .model import M2, VAE
@@ -160,7 +161,8 @@ class SemiDGM(TorchDetector):
         return M2(dims["x_dim"], dims["hidden"], dims["z_dim"], features=features)
 
     # ------------------------------------------------------------------ fitting
-    def _fit(self, X: np.ndarray, semi_y: np.ndarray, *, eval_set, callbacks: list[Callback]) -> None:
+    def _fit(self, X: np.ndarray, y: np.ndarray, *, eval_set, callbacks: list[Callback]) -> None:
+        semi_y = to_semi_y(y)  # the paper's codes: +1 labeled normal, -1 labeled anomaly, 0 unlabeled
         dims = self._dims(tuple(X.shape[1:]))  # before seeding: building the sized network draws weights
         device = self._training_device()
         seed = self._resolve_seed()
@@ -251,10 +253,9 @@ class SemiDGM(TorchDetector):
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """``q(y|x)`` as ``(n, 2)`` probabilities of normal and anomaly."""
-        from sadkit.data import check_features
 
         self._check_fitted()
-        X = self._check_shape(check_features(X), self.input_shape_)
+        X = self._model_input(X)
         device = self._scoring_device()
         model = self.model_.to(device).eval()
         with torch.no_grad():

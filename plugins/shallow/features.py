@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from sadkit import Callback, InvalidInputError, SadkitError, TorchDetector, auprc, auroc, create_network, load_detector
+from sadkit.data import to_semi_y
 from sadkit.torch_detector import PretrainedAutoencoder
 from sadkit.training import as_tensor, predict, seed_everything
 
@@ -193,7 +194,8 @@ class FeatureDetector(TorchDetector):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ fitting
-    def _fit(self, X: np.ndarray, semi_y: np.ndarray, *, eval_set, callbacks: list[Callback]) -> None:
+    def _fit(self, X: np.ndarray, y: np.ndarray, *, eval_set, callbacks: list[Callback]) -> None:
+        semi_y = to_semi_y(y)  # the paper's codes: +1 labeled normal, -1 labeled anomaly, 0 unlabeled
         seed = self._resolve_seed()
         self.seed_ = seed
         self.timings_ = {"pretrain": 0.0, "train": 0.0}
@@ -317,10 +319,9 @@ class FeatureDetector(TorchDetector):
 
     def transform(self, X: Any) -> np.ndarray:
         """The features the detector works on (the flattened input, or the encoder's output)."""
-        from sadkit.data import check_features
 
         self._check_fitted()
-        return self._transform(self._check_shape(check_features(X), self.input_shape_))
+        return self._transform(self._model_input(X))
 
     def _score(self, X: np.ndarray) -> np.ndarray:
         return self._score_features(self._transform(X))

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from sadkit import Callback, InvalidInputError, SadkitError, TorchDetector, auroc, create_network
+from sadkit.data import to_semi_y
 from sadkit.training import as_tensor, predict, seed_everything, train_network
 
 UNLABELED = ("normal", "ignore")
@@ -157,7 +158,8 @@ class Supervised(TorchDetector):
             raise InvalidInputError(f"Supervised: network {name!r} has no rep_dim; use a sadkit Network plugin")
         return Classifier(network, int(rep_dim))
 
-    def _fit(self, X: np.ndarray, semi_y: np.ndarray, *, eval_set, callbacks: list[Callback]) -> None:
+    def _fit(self, X: np.ndarray, y: np.ndarray, *, eval_set, callbacks: list[Callback]) -> None:
+        semi_y = to_semi_y(y)  # the paper's codes: +1 labeled normal, -1 labeled anomaly, 0 unlabeled
         idx, targets = self._training_set(semi_y)
         device = self._training_device()
         seed = self._resolve_seed()

@@ -20,7 +20,7 @@ class _Sloppy(Detector):
     def __init__(self, alpha=1.0):
         self.alpha = alpha * 2
 
-    def _fit(self, X, semi_y, *, eval_set, callbacks):
+    def _fit(self, X, y, *, eval_set, callbacks):
         self.mean_ = X.mean(0)
 
     def _score(self, X):
@@ -48,7 +48,7 @@ class _MeanDistance(Detector):
     def __init__(self, scale: float = 1.0):
         self.scale = scale
 
-    def _fit(self, X, semi_y, *, eval_set, callbacks):
+    def _fit(self, X, y, *, eval_set, callbacks):
         if not self.scale > 0:
             raise ValueError("scale must be positive")  # not a sadkit error: the check reports the crash
         self.mean_ = X.reshape(len(X), -1).mean(0)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sadkit import InvalidInputError, SpecError, create_dataset
+from sadkit import Callback, InvalidInputError, SpecError, create_dataset
 from sadkit.experiment import ExperimentSpec, run_experiment
 from sadkit.tracking import flatten
 
@@ -68,7 +68,14 @@ def test_run_finishes_with_params_metrics_and_artifacts(finished):
     assert sorted(m.step for m in client.get_metric_history(result.run_id, "pretrain_loss")) == [0, 1, 2]
     assert len(client.get_metric_history(result.run_id, "train_val_auroc")) == 4
     artifacts = {a.path for a in client.list_artifacts(result.run_id)}
-    assert {"arrays", "plots", "model", "results.json", "data"} <= artifacts
+    assert {"arrays", "plots", "results.json", "data", "scores"} <= artifacts
+    # the model is an MLflow 3 LoggedModel of the run (the run page's "Logged models"), and the dataset an input
+    models = [client.get_logged_model(o.model_id) for o in run.outputs.model_outputs]
+    assert [m.name for m in models] == ["model"] and result.model_uri == f"models:/{models[0].model_id}"
+    assert models[0].source_run_id == result.run_id and str(models[0].status) == "READY"
+    [dataset] = run.inputs.dataset_inputs
+    assert dataset.dataset.name == "synthetic" and dataset.dataset.digest
+    assert metrics["threshold"] == pytest.approx(result.threshold) and "test_recall" in metrics
     plots = {a.path for a in client.list_artifacts(result.run_id, "plots")}
     assert {"plots/roc_test.png", "plots/scores_test.png"} <= plots
 
@@ -85,34 +92,61 @@ def test_center_artifact_matches_its_norm(finished):
     assert np.linalg.norm(c) == pytest.approx(norm, rel=1e-5)
 
 
-def test_logged_model_loads_by_uri_and_scores_new_rows(finished, monkeypatch):
-    uri, result, _ = finished
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # not mlflow.set_tracking_uri: it would outlive the test
-    model = mlflow.pyfunc.load_model(result.model_uri)
-    test = create_dataset("synthetic", n_samples=300, seed=11).load()[2]  # rows the model never saw
-    scores = np.asarray(model.predict(test.X))
-    assert scores.shape == (len(test.X),)
-    from sadkit import load_detector
-
-    detector_dir = mlflow.artifacts.download_artifacts(f"{result.model_uri}/artifacts/detector", tracking_uri=uri)
-    assert np.allclose(scores, load_detector(detector_dir).score(test.X))
+def test_logged_model_scores_raw_rows_as_the_run_did(finished):
+    """The MLflow model is complete: on the raw test rows (before the dataset's scaling) its ``predict``
+    gives the run's test scores exactly, with a 0/1 label at the fitted threshold; a data frame by column
+    name works too, in any column order and with extra columns."""
     import pandas as pd
 
-    frame_scores = np.asarray(model.predict(pd.DataFrame(test.X[:7])))
-    assert np.allclose(frame_scores, scores[:7])
+    from sadkit import load_detector
+    from sadkit.tracking import download_model_detector, load_model
+
+    uri, result, tmp = finished
+    dataset = create_dataset("synthetic", **_spec().data, seed=result.seed)
+    dataset.load()
+    raw, _, _ = dataset._read()
+    raw_test = raw[dataset._test_index]
+    logged = pd.read_csv(
+        mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path="scores/test.csv", tracking_uri=uri),
+        float_precision="round_trip",
+    )
+    for model_uri in (result.model_uri, f"runs:/{result.run_id}/model"):
+        model = load_model(model_uri, tracking_uri=uri)
+        out = model.predict(raw_test)
+        assert list(out.columns) == ["score", "label"]
+        np.testing.assert_array_equal(out["score"].to_numpy(), logged["score"].to_numpy())
+        np.testing.assert_array_equal(out["label"].to_numpy(), (out["score"] > result.threshold).astype(int))
+    frame = pd.DataFrame(raw_test, columns=[f"x{i}" for i in range(raw_test.shape[1])])
+    shuffled = frame[frame.columns[::-1]].assign(comment="extra")
+    with pytest.warns(UserWarning, match="ignored: comment"):
+        np.testing.assert_array_equal(model.predict(shuffled)["score"].to_numpy(), logged["score"].to_numpy())
+    detector = load_detector(download_model_detector(result.model_uri, tmp / "dl-model", tracking_uri=uri))
+    np.testing.assert_array_equal(detector.decision_function(raw_test), logged["score"].to_numpy())
 
 
-def test_a_run_that_raises_ends_failed_and_keeps_its_params(tracking_uri):
+def test_bad_parameters_leave_no_run_behind(tracking_uri):
     spec = _spec(params={**FAST, "lr": -1.0}, tracking_uri=tracking_uri)
     with pytest.raises(InvalidInputError, match="lr=-1"):
         run_experiment(spec)
+    experiment = MlflowClient(tracking_uri).get_experiment_by_name("tests")
+    assert experiment is None or not MlflowClient(tracking_uri).search_runs([experiment.experiment_id])
+
+
+def test_a_run_that_raises_ends_failed_and_keeps_its_params(tracking_uri):
+    class Diverges(Callback):
+        def on_epoch_end(self, phase, epoch, logs):
+            if phase == "train":
+                raise InvalidInputError("the loss diverged")  # a failure once the work has started
+
+    with pytest.raises(InvalidInputError, match="diverged"):
+        run_experiment(_spec(tracking_uri=tracking_uri), callbacks=[Diverges()])
     runs = MlflowClient(tracking_uri).search_runs(
         [MlflowClient(tracking_uri).get_experiment_by_name("tests").experiment_id]
     )
     assert len(runs) == 1
     assert runs[0].info.status == "FAILED"
-    assert runs[0].data.params["lr"] == "-1.0"
-    assert "lr=-1" in runs[0].data.tags["error"]
+    assert runs[0].data.params["lr"] == "0.0001"
+    assert "diverged" in runs[0].data.tags["error"]
 
 
 def test_same_seed_same_scores_across_runs(tracking_uri):

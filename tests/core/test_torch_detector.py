@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from sadkit import Detector, DeviceError, InvalidInputError, TorchDetector, create_detector
+from sadkit import DeviceError, InvalidInputError, TorchDetector, create_detector
 from sadkit.torch_detector import DEFAULT_NETWORK, PretrainedAutoencoder
 
 
@@ -50,7 +50,7 @@ class Tiny(TorchDetector):
     def _validate_params(self) -> None:
         self._reject_invalid({"lr": self.lr > 0, "n_epochs": self.n_epochs >= 0}, "lr > 0, epochs >= 0")
 
-    def _fit(self, X, semi_y, *, eval_set, callbacks) -> None:
+    def _fit(self, X, y, *, eval_set, callbacks) -> None:
         self.seed_ = self._resolve_seed()
         self.mean_ = X.mean(axis=0)
 
@@ -104,7 +104,7 @@ def test_validation_runs_before_fit_and_names_the_bad_values():
 def test_fit_times_a_detector_that_does_not_and_a_load_keeps_timings_a_dict(tmp_path):
     detector = Tiny().fit(X)
     assert set(detector.timings_) == {"train"} and detector.timings_["train"] >= 0
-    assert isinstance(Detector.load(detector.save(tmp_path / "d")).timings_, dict)
+    assert isinstance(type(detector).load(detector.save(tmp_path / "d")).timings_, dict)
 
 
 def test_no_pretrained_autoencoder_by_default_and_deep_sads_is_its_own():

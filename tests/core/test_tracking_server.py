@@ -99,5 +99,7 @@ def test_a_run_through_a_tracking_server_on_postgresql(mlflow_server):
     assert run.data.metrics["test_auroc"] == pytest.approx(out["test_auroc"])
     assert [m.step for m in MlflowClient(mlflow_server).get_metric_history(run.info.run_id, "train_loss")] == [0, 1]
     artifacts = {a.path for a in MlflowClient(mlflow_server).list_artifacts(run.info.run_id)}
-    assert {"model", "plots", "arrays"} <= artifacts
+    assert {"plots", "arrays", "scores"} <= artifacts
+    models = [MlflowClient(mlflow_server).get_logged_model(o.model_id) for o in run.outputs.model_outputs]
+    assert [m.name for m in models] == ["model"] and out["model_uri"] == f"models:/{models[0].model_id}"
     assert "View run" in result.stderr  # MLflow's link to the run, moved off stdout

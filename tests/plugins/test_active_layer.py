@@ -26,7 +26,7 @@ TOY = textwrap.dedent(
         def __init__(self, seed=0):
             self.seed = seed
 
-        def _fit(self, X, semi_y, *, eval_set, callbacks):
+        def _fit(self, X, y, *, eval_set, callbacks):
             self.fitted_at_ = float(X.sum())
 
         def _score(self, X):
@@ -61,9 +61,9 @@ def toy(fake_distribution, tmp_path):
 def test_without_labels_the_layer_ranks_exactly_like_its_base(toy):
     X, y = toy
     layer = ActiveDetector(base="firstcolumn").fit(X)
-    base_scores = layer.base_.score(X)
-    assert np.array_equal(np.argsort(layer.score(X), kind="stable"), np.argsort(base_scores, kind="stable"))
-    assert auroc(y, layer.score(X)) == pytest.approx(auroc(y, base_scores))
+    base_scores = layer.base_.decision_function(X)
+    assert np.array_equal(np.argsort(layer.decision_function(X), kind="stable"), np.argsort(base_scores, kind="stable"))
+    assert auroc(y, layer.decision_function(X)) == pytest.approx(auroc(y, base_scores))
     # the decision boundary (p = 0.5) sits at the 1 - prior quantile of the training scores
     assert (layer.predict_proba(X)[:, 1] > 0.5).mean() == pytest.approx(0.05, abs=0.01)
 
@@ -73,8 +73,8 @@ def test_labels_of_both_classes_teach_the_layer_what_its_base_misses(toy):
     semi = np.zeros(len(X), dtype=np.int64)
     semi[:8] = -1  # 8 labeled anomalies
     semi[100:140] = 1  # 40 labeled normals
-    before = auroc(y, ActiveDetector(base="firstcolumn").fit(X).score(X))
-    after = auroc(y, ActiveDetector(base="firstcolumn", l2=1.0).fit(X, semi).score(X))
+    before = auroc(y, ActiveDetector(base="firstcolumn").fit(X).decision_function(X))
+    after = auroc(y, ActiveDetector(base="firstcolumn", l2=1.0).fit(X, semi_y=semi).decision_function(X))
     assert before < 0.7 and after > 0.95
 
 
@@ -83,39 +83,45 @@ def test_labels_of_one_class_only_move_the_boundary_not_the_ranking(toy):
     semi = np.zeros(len(X), dtype=np.int64)
     semi[100:140] = 1  # normals only
     unlabeled = ActiveDetector(base="firstcolumn").fit(X)
-    normals = ActiveDetector(base="firstcolumn").fit(X, semi)
-    assert np.array_equal(np.argsort(unlabeled.score(X)), np.argsort(normals.score(X)))
+    normals = ActiveDetector(base="firstcolumn").fit(X, semi_y=semi)
+    assert np.array_equal(np.argsort(unlabeled.decision_function(X)), np.argsort(normals.decision_function(X)))
     assert normals.bias_ < unlabeled.bias_  # labeled normals lower every p(anomaly)
 
 
 def test_warm_start_keeps_the_fitted_base_and_refit_base_does_not():
+    from sadkit.data import to_semi_y
     from sadkit.testing import make_data
 
-    X, semi, _ = make_data((5,))
-    warm = ActiveDetector(base_params=ESAD_FAST, warm_start=True).fit(X, np.zeros_like(semi))
+    X, y, _ = make_data((5,))
+    semi = to_semi_y(y)
+    warm = ActiveDetector(base_params=ESAD_FAST, warm_start=True).fit(X, semi_y=np.zeros_like(semi))
     base = warm.base_
-    warm.fit(X, semi)
+    warm.fit(X, semi_y=semi)
     assert warm.base_ is base and warm.n_labeled_ == int((semi != 0).sum())
-    refit = ActiveDetector(base_params=ESAD_FAST, warm_start=True, refit_base=True).fit(X, np.zeros_like(semi))
+    refit = ActiveDetector(base_params=ESAD_FAST, warm_start=True, refit_base=True).fit(X, semi_y=np.zeros_like(semi))
     first = refit.base_
-    refit.fit(X, semi)
+    refit.fit(X, semi_y=semi)
     assert refit.base_ is not first
 
 
 def test_a_base_without_signal_is_refused_before_fitting():
+    from sadkit.data import to_semi_y
     from sadkit.testing import make_data
 
-    X, semi, _ = make_data((5,))
+    X, y, _ = make_data((5,))
+    semi = to_semi_y(y)
     with pytest.raises(SignalNotAvailableError, match="'supervised' has no per-sample signal"):
-        ActiveDetector(base="supervised").fit(X, semi)
+        ActiveDetector(base="supervised").fit(X, semi_y=semi)
 
 
 @pytest.mark.parametrize(
     "params, match", [({"l2": 0.0}, "l2"), ({"prior": 1.5}, "prior"), ({"base": "active"}, "itself")]
 )
 def test_bad_layer_parameters_are_clear_errors(params, match):
+    from sadkit.data import to_semi_y
     from sadkit.testing import make_data
 
-    X, semi, _ = make_data((5,))
+    X, y, _ = make_data((5,))
+    semi = to_semi_y(y)
     with pytest.raises(InvalidInputError, match=match):
-        ActiveDetector(**params).fit(X, semi)
+        ActiveDetector(**params).fit(X, semi_y=semi)

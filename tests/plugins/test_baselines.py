@@ -52,9 +52,9 @@ def test_every_point_of_the_search_space_builds_a_working_detector(name):
         space = cls.search_space(trial)
         assert space and set(space) <= set(cls._get_param_names()), space
         assert set(space) == set(trial.params)  # every value is a suggestion the study records
-        detector = cls(**{**cls.fast_params, **space}).fit(X, semi_y)
+        detector = cls(**{**cls.fast_params, **space}).fit(X, semi_y=semi_y)
         assert {k: detector.get_params()[k] for k in space} == space
-        scores = detector.score(X_test)
+        scores = detector.decision_function(X_test)
         assert scores.shape == (len(X_test),) and np.isfinite(scores).all()
         study.tell(trial, auroc(y_test, scores))
     if name not in ("semidgm", "supervised"):
@@ -68,9 +68,9 @@ def test_ssad_space_stays_feasible_at_its_corners():
     semi_y[:] = 0
     semi_y[np.argsort(X[:, 0])[-2:]] = -1
     trial = optuna.trial.FixedTrial({"gamma": 2.0**-7, "kappa": 1.0, "eta_u": 0.02, "eta_l": 1.0})
-    detector = cls(**cls.search_space(trial)).fit(X, semi_y)
+    detector = cls(**cls.search_space(trial)).fit(X, semi_y=semi_y)
     assert detector.alpha_sum_labeled_ >= 1.0 - 1e-6
-    assert np.isfinite(detector.score(X_test)).all()
+    assert np.isfinite(detector.decision_function(X_test)).all()
 
 
 # --------------------------------------------------------------------------------- plugins check

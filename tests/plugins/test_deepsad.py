@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from sadkit import InvalidInputError, auroc, create_detector, create_network
+from sadkit.data import to_semi_y
 from sadkit.plugins.deepsad.detector import DeepSAD, init_center
 from sadkit.testing import make_data
 
@@ -15,22 +16,22 @@ FAST = {"n_epochs": 3, "ae_n_epochs": 3, "lr_milestones": [2], "ae_lr_milestones
 
 @pytest.fixture(scope="module")
 def data():
-    X, semi_y, X_test = make_data((6,), n_train=160)
-    return X, semi_y, X_test
+    X, y, X_test = make_data((6,), n_train=160)
+    return X, to_semi_y(y), X_test  # these tests speak the paper's codes (semi_y=)
 
 
 def test_pretrained_encoder_weights_really_initialise_the_network(data):
     """The reference loses the AE weights (its state-dict keys never match); here they arrive."""
     X, semi_y, _ = data
     # n_epochs=0: the Deep SAD network is exactly what pretraining left in the encoder
-    detector = DeepSAD(**{**FAST, "n_epochs": 0}, net_name="thyroid_mlp").fit(X, semi_y)
+    detector = DeepSAD(**{**FAST, "n_epochs": 0}, net_name="thyroid_mlp").fit(X, semi_y=semi_y)
     encoder_state = {k[len("encoder.") :]: v for k, v in detector.ae_state_.items() if k.startswith("encoder.")}
     net_state = detector.net_.state_dict()
     assert set(encoder_state) == set(net_state)
     for key, value in net_state.items():
         assert torch.equal(value.cpu(), encoder_state[key]), key
     # ... and that is not what the same seed gives without pretraining
-    scratch = DeepSAD(**{**FAST, "n_epochs": 0, "pretrain": False}, net_name="thyroid_mlp").fit(X, semi_y)
+    scratch = DeepSAD(**{**FAST, "n_epochs": 0, "pretrain": False}, net_name="thyroid_mlp").fit(X, semi_y=semi_y)
     weight = "hidden.0.linear.weight"
     assert not torch.equal(scratch.net_.state_dict()[weight], net_state[weight])
     # pretraining moved the weights away from their (seed 0) initialisation
@@ -47,7 +48,7 @@ def test_center_pushes_small_coordinates_to_eps():
 
 def test_center_is_the_mean_of_the_initial_representations(data):
     X, semi_y, _ = data
-    detector = DeepSAD(**{**FAST, "n_epochs": 0, "center_eps": 0.0}, net_name="thyroid_mlp").fit(X, semi_y)
+    detector = DeepSAD(**{**FAST, "n_epochs": 0, "center_eps": 0.0}, net_name="thyroid_mlp").fit(X, semi_y=semi_y)
     with torch.no_grad():
         mean = detector.net_(torch.as_tensor(X)).mean(0)
     assert torch.allclose(detector.c_, mean, atol=1e-6)
@@ -56,10 +57,10 @@ def test_center_is_the_mean_of_the_initial_representations(data):
 
 def test_score_is_the_squared_distance_to_c(data):
     X, semi_y, X_test = data
-    detector = DeepSAD(**FAST).fit(X, semi_y)
+    detector = DeepSAD(**FAST).fit(X, semi_y=semi_y)
     with torch.no_grad():
         expected = ((detector.net_(torch.as_tensor(X_test)) - detector.c_) ** 2).sum(1).numpy()
-    assert np.allclose(detector.score(X_test), expected, rtol=1e-5)
+    assert np.allclose(detector.decision_function(X_test), expected, rtol=1e-5)
 
 
 def test_labeled_anomalies_are_pushed_away_from_c():
@@ -73,23 +74,23 @@ def test_labeled_anomalies_are_pushed_away_from_c():
     X_test = np.clip(np.vstack([normal[:100] + rng.normal(0, 0.01, (100, 6)), anomaly[30:]]), 0, 1)
     y_test = np.r_[np.zeros(100), np.ones(30)]
     params = {"n_epochs": 40, "ae_n_epochs": 10, "lr": 1e-3, "lr_milestones": [], "device": "cpu"}
-    sad = create_detector("deepsad", **params).fit(X, semi_y)
-    svdd = create_detector("deepsvdd", **params).fit(X, semi_y)
-    assert auroc(y_test, sad.score(X_test)) > auroc(y_test, svdd.score(X_test)) + 0.1
+    sad = create_detector("deepsad", **params).fit(X, semi_y=semi_y)
+    svdd = create_detector("deepsvdd", **params).fit(X, semi_y=semi_y)
+    assert auroc(y_test, sad.decision_function(X_test)) > auroc(y_test, svdd.decision_function(X_test)) + 0.1
 
 
 def test_deepsvdd_ignores_labels(data):
     X, semi_y, X_test = data
-    with_labels = create_detector("deepsvdd", **FAST).fit(X, semi_y).score(X_test)
-    without = create_detector("deepsvdd", **FAST).fit(X).score(X_test)
+    with_labels = create_detector("deepsvdd", **FAST).fit(X, semi_y=semi_y).decision_function(X_test)
+    without = create_detector("deepsvdd", **FAST).fit(X).decision_function(X_test)
     assert np.array_equal(with_labels, without)
     assert "eta" not in create_detector("deepsvdd").get_params()
 
 
 def test_eta_weights_the_labeled_terms(data):
     X, semi_y, X_test = data
-    a = DeepSAD(**FAST, eta=1.0).fit(X, semi_y).score(X_test)
-    b = DeepSAD(**FAST, eta=5.0).fit(X, semi_y).score(X_test)
+    a = DeepSAD(**FAST, eta=1.0).fit(X, semi_y=semi_y).decision_function(X_test)
+    b = DeepSAD(**FAST, eta=5.0).fit(X, semi_y=semi_y).decision_function(X_test)
     assert not np.allclose(a, b)
 
 
@@ -104,15 +105,15 @@ def test_paper_defaults():
 def test_network_for_other_data_names_the_shape(data):
     X, semi_y, _ = data  # 6 features
     with pytest.raises(InvalidInputError, match=r"cardio_mlp.*21 features.*\(6,\)"):
-        DeepSAD(**FAST, net_name="cardio_mlp").fit(X, semi_y)
+        DeepSAD(**FAST, net_name="cardio_mlp").fit(X, semi_y=semi_y)
 
 
 def test_invalid_hyperparameters_are_clear_errors(data):
     X, semi_y, _ = data
     with pytest.raises(InvalidInputError, match="lr=-1"):
-        DeepSAD(**{**FAST, "lr": -1}).fit(X, semi_y)
+        DeepSAD(**{**FAST, "lr": -1}).fit(X, semi_y=semi_y)
     with pytest.raises(InvalidInputError, match="batch_size=1"):
-        DeepSAD(**{**FAST, "batch_size": 1}).fit(X, semi_y)
+        DeepSAD(**{**FAST, "batch_size": 1}).fit(X, semi_y=semi_y)
 
 
 def test_per_epoch_validation_auroc_reaches_callbacks(data):
@@ -126,7 +127,7 @@ def test_per_epoch_validation_auroc_reaches_callbacks(data):
             seen.append((phase, epoch, logs.get("val_auroc")))
 
     y_val = np.r_[np.zeros(30), np.ones(10)]
-    DeepSAD(**FAST).fit(X, semi_y, eval_set=(X_test, y_val), callbacks=[Spy()])
+    DeepSAD(**FAST).fit(X, semi_y=semi_y, eval_set=(X_test, y_val), callbacks=[Spy()])
     train = [s for s in seen if s[0] == "train"]
     assert [s[1] for s in train] == [0, 1, 2]
     assert all(0.0 <= s[2] <= 1.0 for s in train)
@@ -135,5 +136,5 @@ def test_per_epoch_validation_auroc_reaches_callbacks(data):
 
 def test_generic_mlp_parameters(data):
     X, semi_y, X_test = data
-    detector = DeepSAD(**FAST, net_name="mlp", net_params={"hidden": [16], "rep_dim": 3}).fit(X, semi_y)
+    detector = DeepSAD(**FAST, net_name="mlp", net_params={"hidden": [16], "rep_dim": 3}).fit(X, semi_y=semi_y)
     assert detector.c_.shape == (3,)

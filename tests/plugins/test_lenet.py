@@ -248,19 +248,19 @@ FAST = {
 
 def test_channels_last_gives_the_same_training(images) -> None:
     X, semi = images
-    a = create_detector("deepsad", **FAST, channels_last=True).fit(X, semi)
-    b = create_detector("deepsad", **FAST, channels_last=False).fit(X, semi)
+    a = create_detector("deepsad", **FAST, channels_last=True).fit(X, semi_y=semi)
+    b = create_detector("deepsad", **FAST, channels_last=False).fit(X, semi_y=semi)
     assert a.net_.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     assert np.allclose(a.pretrain_losses_, b.pretrain_losses_, rtol=1e-4)
     assert np.allclose(a.train_losses_, b.train_losses_, rtol=1e-3)
-    assert np.allclose(a.score(X), b.score(X), rtol=1e-3, atol=1e-6)
+    assert np.allclose(a.decision_function(X), b.decision_function(X), rtol=1e-3, atol=1e-6)
 
 
 def test_bf16_autocast_trains(images) -> None:
     X, semi = images
-    detector = create_detector("deepsad", **FAST, amp="bf16").fit(X, semi)
-    assert np.isfinite(detector.score(X)).all() and np.isfinite(detector.train_losses_).all()
-    assert detector.score(X).dtype == np.float64
+    detector = create_detector("deepsad", **FAST, amp="bf16").fit(X, semi_y=semi)
+    assert np.isfinite(detector.decision_function(X)).all() and np.isfinite(detector.train_losses_).all()
+    assert detector.decision_function(X).dtype == np.float64
 
 
 def test_amp_names() -> None:

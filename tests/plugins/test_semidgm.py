@@ -31,8 +31,8 @@ def _data(n: int = 400, d: int = 6, seed: int = 0, n_labeled: int = 12):
 def test_learns_anomalies_from_a_few_labels():
     X, _, semi_y = _data()
     X_test, y_test, _ = _data(seed=1)
-    detector = SemiDGM(**FAST).fit(X, semi_y)
-    assert auroc(y_test, detector.score(X_test)) > 0.95
+    detector = SemiDGM(**FAST).fit(X, semi_y=semi_y)
+    assert auroc(y_test, detector.decision_function(X_test)) > 0.95
     # the default alpha is the reference's 0.1 * n_unlabeled / n_labeled
     assert detector.alpha_ == pytest.approx(0.1 * (len(X) - 12) / 12)
 
@@ -42,30 +42,30 @@ def test_works_without_any_label():
     X, _, _ = _data()
     with pytest.warns(UserWarning, match="without labeled samples"):
         detector = SemiDGM(**{**FAST, "n_epochs": 3}).fit(X)
-    scores = detector.score(X)
+    scores = detector.decision_function(X)
     assert np.isfinite(scores).all() and np.isfinite(detector.train_losses_).all()
     assert detector.alpha_ == 0.0
 
 
 def test_score_ranks_like_the_probability_of_the_anomaly_class():
     X, _, semi_y = _data()
-    detector = SemiDGM(**{**FAST, "n_epochs": 5}).fit(X, semi_y)
+    detector = SemiDGM(**{**FAST, "n_epochs": 5}).fit(X, semi_y=semi_y)
     proba = detector.predict_proba(X)
     assert np.allclose(proba.sum(axis=1), 1.0)
-    assert spearmanr(detector.score(X), proba[:, 1]).statistic > 0.999
+    assert spearmanr(detector.decision_function(X), proba[:, 1]).statistic > 0.999
     log_odds = np.log(proba[:, 1]) - np.log(proba[:, 0])
-    assert np.allclose(detector.score(X), log_odds, atol=1e-4)
+    assert np.allclose(detector.decision_function(X), log_odds, atol=1e-4)
 
 
 def test_m1m2_runs_m2_on_a_frozen_pretrained_vae():
     X, _, semi_y = _data()
-    detector = SemiDGM(**{**FAST, "model": "m1m2", "n_epochs": 3, "vae_n_epochs": 4}).fit(X, semi_y)
+    detector = SemiDGM(**{**FAST, "model": "m1m2", "n_epochs": 3, "vae_n_epochs": 4}).fit(X, semi_y=semi_y)
     assert len(detector.pretrain_losses_) == 4 and len(detector.train_losses_) == 3
     features = detector.model_.features
     assert features is not None and not any(p.requires_grad for p in features.parameters())
     # M2 reads z1 (the VAE's latent) and classifies its mean
     assert detector.model_.classifier[0].in_features == 4
-    assert np.isfinite(detector.score(X)).all()
+    assert np.isfinite(detector.decision_function(X)).all()
     assert_detector_conforms("semidgm", {"model": "m1m2"})
 
 
@@ -81,16 +81,16 @@ def test_layer_sizes_follow_the_datasets_network():
 def test_bad_parameters_are_clear_errors():
     X, _, semi_y = _data(50)
     with pytest.raises(InvalidInputError, match="model must be 'm2' or 'm1m2'"):
-        SemiDGM(model="m3").fit(X, semi_y)
+        SemiDGM(model="m3").fit(X, semi_y=semi_y)
     with pytest.raises(InvalidInputError, match="both hidden and z_dim"):
-        SemiDGM(hidden=[8]).fit(X, semi_y)
+        SemiDGM(hidden=[8]).fit(X, semi_y=semi_y)
     with pytest.raises(InvalidInputError, match="cardio_mlp"):
-        SemiDGM(net_name="cardio_mlp").fit(X, semi_y)  # 6 features, not 21
+        SemiDGM(net_name="cardio_mlp").fit(X, semi_y=semi_y)  # 6 features, not 21
     with pytest.raises(InvalidInputError, match="lr=0"):
-        SemiDGM(lr=0).fit(X, semi_y)
+        SemiDGM(lr=0).fit(X, semi_y=semi_y)
 
 
 def test_on_real_odds_data(odds_root):
     train, _, test = create_dataset("odds", name="satimage-2", root=odds_root, ratio_known_outlier=0.01).load()
-    detector = SemiDGM(net_name="satimage-2_mlp", n_epochs=10, device="cpu").fit(train.X, train.semi_y)
-    assert auroc(test.y, detector.score(test.X)) > 0.9
+    detector = SemiDGM(net_name="satimage-2_mlp", n_epochs=10, device="cpu").fit(train.X, semi_y=train.semi_y)
+    assert auroc(test.y, detector.decision_function(test.X)) > 0.9

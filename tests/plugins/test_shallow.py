@@ -42,7 +42,7 @@ def data():
 # ------------------------------------------------------------------------------------------ OC-SVM
 def test_ocsvm_scores_are_minus_sklearns_decision_function(data):
     X, _, (X_test, _) = data
-    ours = OCSVM(nu=0.2, gamma=0.5).fit(X).score(X_test)
+    ours = OCSVM(nu=0.2, gamma=0.5).fit(X).decision_function(X_test)
     reference = OneClassSVM(nu=0.2, gamma=0.5).fit(X.astype(np.float64)).decision_function(X_test)
     assert np.allclose(ours, -reference, atol=1e-9)
 
@@ -56,7 +56,7 @@ def test_ocsvm_grid_is_the_papers_and_chooses_on_validation(data):
     assert chosen["selection"] == "validation" and chosen["nu"] in NU_GRID and chosen["gamma"] in GAMMA_GRID
     assert len(detector.selection_) == 50
     best = max(detector.selection_, key=lambda row: (row["val_auroc"], row["val_auprc"]))
-    assert best["val_auroc"] == auroc(eval_set[1], detector.score(eval_set[0]))
+    assert best["val_auroc"] == auroc(eval_set[1], detector.decision_function(eval_set[0]))
 
 
 def test_ocsvm_selection_follows_the_validation_split(data):
@@ -92,7 +92,7 @@ def test_ocsvm_max_samples_subsamples_with_the_seed(data):
     a = OCSVM(nu=0.1, gamma=1.0, max_samples=100, seed=3).fit(X)
     b = OCSVM(nu=0.1, gamma=1.0, max_samples=100, seed=3).fit(X)
     assert a.selected_params()["n_fit"] == 100
-    assert np.array_equal(a.score(X_test), b.score(X_test))
+    assert np.array_equal(a.decision_function(X_test), b.decision_function(X_test))
     with pytest.raises(InvalidInputError, match="max_samples"):
         OCSVM(max_samples=1).fit(X)
     with pytest.raises(InvalidInputError, match="nu"):
@@ -131,7 +131,7 @@ def test_isolation_forest_matches_sklearn(data, max_features):
     reference = SkIsolationForest(n_estimators=100, max_samples=256, max_features=max_features, random_state=7)
     reference.fit(X)
     expected = -reference.score_samples(X_test)
-    assert np.max(np.abs(ours.score(X_test) - expected)) <= 1e-10
+    assert np.max(np.abs(ours.decision_function(X_test) - expected)) <= 1e-10
 
 
 def test_isolation_forest_uses_the_papers_settings(data):
@@ -146,7 +146,7 @@ def test_isolation_forest_uses_the_papers_settings(data):
 # -------------------------------------------------------------------------------------------- KDE
 def test_kde_scores_are_minus_log_density(data):
     X, _, (X_test, _) = data
-    ours = KDE(bandwidth=0.3).fit(X).score(X_test)
+    ours = KDE(bandwidth=0.3).fit(X).decision_function(X_test)
     reference = KernelDensity(bandwidth=0.3).fit(X.astype(np.float64)).score_samples(X_test.astype(np.float64))
     assert np.allclose(ours, -reference, rtol=1e-9, atol=1e-9)
 
@@ -155,7 +155,7 @@ def test_kde_far_points_under_a_tiny_bandwidth_keep_a_finite_density(data):
     """Points far from every training sample: each kernel term underflows, the log density must not."""
     X, _, _ = data
     far = X[:5].astype(np.float64) + 3.0
-    ours = KDE(bandwidth=2.0**-7).fit(X).score(far)
+    ours = KDE(bandwidth=2.0**-7).fit(X).decision_function(far)
     reference = KernelDensity(bandwidth=2.0**-7).fit(X.astype(np.float64)).score_samples(far)
     assert np.all(np.isfinite(ours)) and ours.min() > 1e4
     assert np.allclose(ours, -reference, rtol=1e-7)  # squared distances by the expansion: rounding
@@ -185,8 +185,8 @@ def test_kde_says_when_cross_validation_stops_at_the_end_of_the_grid():
 def test_on_real_odds_data(odds_root):
     train, val, test = create_dataset("odds", name="thyroid", root=odds_root, ratio_known_outlier=0.01).load()
     for name in ("ocsvm", "iforest", "kde"):
-        detector = create_detector(name).fit(train.X, train.semi_y, eval_set=(val.X, val.y))
-        assert auroc(test.y, detector.score(test.X)) > 0.85, name
+        detector = create_detector(name).fit(train.X, semi_y=train.semi_y, eval_set=(val.X, val.y))
+        assert auroc(test.y, detector.decision_function(test.X)) > 0.85, name
 
 
 @pytest.mark.parametrize(
@@ -207,4 +207,4 @@ def test_a_detector_saved_under_its_old_module_path_still_loads(data, tmp_path, 
     (folder / "detector.json").write_text(json.dumps(meta))
     loaded = load_detector(folder)
     assert type(loaded) is cls
-    assert np.array_equal(loaded.score(X_test), detector.score(X_test))
+    assert np.array_equal(loaded.decision_function(X_test), detector.decision_function(X_test))

@@ -30,38 +30,38 @@ def _data(n: int = 400, d: int = 6, seed: int = 0, n_anomalies: int = 10, n_norm
 def test_learns_known_anomalies_with_unlabeled_as_normal():
     X, _, semi_y = _data()
     X_test, y_test, _ = _data(seed=1)
-    detector = Supervised(**FAST).fit(X, semi_y)
+    detector = Supervised(**FAST).fit(X, semi_y=semi_y)
     assert detector.n_train_ == len(X)  # the paper's setting: every sample, unlabeled ones as normal
     assert detector.pos_weight_ == pytest.approx((len(X) - 10) / 10)  # balanced classes
-    assert auroc(y_test, detector.score(X_test)) > 0.95
+    assert auroc(y_test, detector.decision_function(X_test)) > 0.95
     assert isinstance(detector.net_.network, MLP)
 
 
 def test_ignore_unlabeled_learns_from_labeled_samples_only():
     X, _, semi_y = _data(n_normals=20)
-    detector = Supervised(unlabeled="ignore", class_weight=None, **FAST).fit(X, semi_y)
+    detector = Supervised(unlabeled="ignore", class_weight=None, **FAST).fit(X, semi_y=semi_y)
     assert detector.n_train_ == 30 and detector.pos_weight_ == 1.0
 
 
 def test_without_labeled_anomalies_it_says_why_it_cannot_learn():
     X, _, semi_y = _data(n_anomalies=0, n_normals=20)
     with pytest.raises(InvalidInputError, match=r"needs labeled anomalies \(semi_y = -1\).*ratio_known_outlier"):
-        Supervised(**FAST).fit(X, semi_y)
+        Supervised(**FAST).fit(X, semi_y=semi_y)
     with pytest.raises(InvalidInputError, match="needs labeled anomalies"):
         Supervised(**FAST).fit(X)
     X, _, semi_y = _data(n_anomalies=5, n_normals=0)
     with pytest.raises(InvalidInputError, match=r"no labeled normal.*unlabeled='normal'"):
-        Supervised(unlabeled="ignore", **FAST).fit(X, semi_y)
+        Supervised(unlabeled="ignore", **FAST).fit(X, semi_y=semi_y)
 
 
 def test_bad_parameters_are_clear_errors():
     X, _, semi_y = _data()
     with pytest.raises(InvalidInputError, match="unlabeled must be"):
-        Supervised(unlabeled="drop").fit(X, semi_y)
+        Supervised(unlabeled="drop").fit(X, semi_y=semi_y)
     with pytest.raises(InvalidInputError, match="class_weight"):
-        Supervised(class_weight="auto").fit(X, semi_y)
+        Supervised(class_weight="auto").fit(X, semi_y=semi_y)
     with pytest.raises(InvalidInputError, match="network 'cardio_mlp' cannot be built"):
-        Supervised(net_name="cardio_mlp").fit(X, semi_y)
+        Supervised(net_name="cardio_mlp").fit(X, semi_y=semi_y)
 
 
 def test_cli_without_labeled_anomalies(tracking_uri):
@@ -75,5 +75,5 @@ def test_cli_without_labeled_anomalies(tracking_uri):
 def test_on_real_odds_data(odds_root):
     train, _, test = create_dataset("odds", name="thyroid", root=odds_root, ratio_known_outlier=0.01).load()
     detector = Supervised(net_name="thyroid_mlp", n_epochs=4, lr=1e-3, lr_milestones=[], device="cpu")
-    detector.fit(train.X, train.semi_y)
-    assert auroc(test.y, detector.score(test.X)) > 0.8
+    detector.fit(train.X, semi_y=train.semi_y)
+    assert auroc(test.y, detector.decision_function(test.X)) > 0.8

@@ -23,19 +23,19 @@ def test_passes_sadkit_conformance_checks():
 @pytest.mark.parametrize("aggregate", ["mean", "kth"])
 def test_scores_are_neighbour_distances(aggregate):
     X, _, X_test = make_data((4,), n_train=80)
-    scores = create_detector("knn", n_neighbors=4, aggregate=aggregate).fit(X).score(X_test)
+    scores = create_detector("knn", n_neighbors=4, aggregate=aggregate).fit(X).decision_function(X_test)
     distances, _ = NearestNeighbors(n_neighbors=4).fit(X).kneighbors(X_test)
     expected = distances[:, -1] if aggregate == "kth" else distances.mean(axis=1)
     assert np.allclose(scores, expected, atol=1e-5)
 
 
 def test_labeled_anomalies_are_not_references():
-    X, semi_y, _ = make_data((4,), n_train=80)  # the first samples are labeled anomalies
-    detector = KNN(n_neighbors=1).fit(X, semi_y)
-    assert len(detector.reference_) == int((semi_y != -1).sum())
-    assert detector.score(X[:1])[0] > 0  # a labeled anomaly is not its own neighbour
-    with_anomalies = KNN(n_neighbors=1, exclude_labeled_anomalies=False).fit(X, semi_y)
-    assert with_anomalies.score(X[:1])[0] == pytest.approx(0, abs=1e-3)
+    X, y, _ = make_data((4,), n_train=80)  # the first samples are labeled anomalies (y = 1)
+    detector = KNN(n_neighbors=1).fit(X, y)
+    assert len(detector.reference_) == int((y != 1).sum())
+    assert detector.decision_function(X[:1])[0] > 0  # a labeled anomaly is not its own neighbour
+    with_anomalies = KNN(n_neighbors=1, exclude_labeled_anomalies=False).fit(X, y)
+    assert with_anomalies.decision_function(X[:1])[0] == pytest.approx(0, abs=1e-3)
 
 
 def test_too_few_references_is_a_clear_error():

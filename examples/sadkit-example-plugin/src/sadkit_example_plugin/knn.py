@@ -7,9 +7,9 @@ never makes its neighbourhood look normal.
 
 What a detector plugin implements (see ``sadkit.Detector``): ``__init__`` that only stores its
 keyword arguments; optionally ``_validate_params`` to check them (``fit`` calls it before ``_fit``);
-``_fit`` and ``_score`` on validated float32 arrays; ``_get_state`` and
-``_set_state`` with arrays and numbers only (no pickle); optionally ``search_space`` for Optuna and
-``fast_params`` for the conformance checks.
+``_fit`` (with labels ``y``: 1 anomaly, 0 normal, -1 unlabeled) and ``_score`` on validated float32
+arrays; ``_get_state`` and ``_set_state`` with arrays and numbers only (no pickle); optionally
+``search_space`` for Optuna and ``fast_params`` for the conformance checks.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class KNN(Detector):
     Args:
         n_neighbors: k.
         aggregate: ``mean`` (mean distance to the k nearest) or ``kth`` (distance to the k-th).
-        exclude_labeled_anomalies: leave labeled anomalies (``semi_y = -1``) out of the reference set.
+        exclude_labeled_anomalies: leave labeled anomalies (``y = 1``) out of the reference set.
     """
 
     fast_params = {"n_neighbors": 3}
@@ -53,8 +53,8 @@ class KNN(Detector):
         if int(self.n_neighbors) != self.n_neighbors or int(self.n_neighbors) < 1:
             raise InvalidInputError(f"knn: n_neighbors must be an integer >= 1, got {self.n_neighbors!r}")
 
-    def _fit(self, X: np.ndarray, semi_y: np.ndarray, *, eval_set, callbacks) -> None:
-        keep = semi_y != -1 if self.exclude_labeled_anomalies else np.ones(len(X), dtype=bool)
+    def _fit(self, X: np.ndarray, y: np.ndarray, *, eval_set, callbacks) -> None:
+        keep = y != 1 if self.exclude_labeled_anomalies else np.ones(len(X), dtype=bool)
         reference = X[keep].reshape(int(keep.sum()), -1).astype(np.float64)
         if len(reference) < int(self.n_neighbors):
             raise InvalidInputError(
