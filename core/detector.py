@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, OutlierMixin
+from sklearn.utils import ClassifierTags
 
 from . import persistence, thresholds
 from .callbacks import Callback
 from .data import ANOMALY, NORMAL, check_features, check_labels, check_semi_labels, from_semi_y
-from .errors import InvalidInputError, NotFittedError, SadkitError, SignalNotAvailableError
+from .errors import InvalidInputError, InvalidTypeError, NotFittedError, SadkitError, SignalNotAvailableError
 
 if TYPE_CHECKING:
     from .preprocessing import Preprocessor
@@ -66,6 +67,8 @@ class Detector(OutlierMixin, BaseEstimator, ABC):
     uses_labels: ClassVar[bool] = True
     #: whether ``fit`` needs labeled samples; without them it raises :class:`InvalidInputError` saying why
     requires_labels: ClassVar[bool] = False
+    #: whether scores come from float32 networks (a sample's score may change in the last bits with its batch)
+    float32_networks: ClassVar[bool] = False
     #: the fraction of training samples flagged when a detector declares no ``contamination`` parameter
     DEFAULT_CONTAMINATION: ClassVar[float] = 0.1
 
@@ -75,6 +78,9 @@ class Detector(OutlierMixin, BaseEstimator, ABC):
         tags = super().__sklearn_tags__()
         tags.estimator_type = "outlier_detector"
         tags.target_tags.required = False
+        # y holds two classes (1 anomaly, 0 normal; -1 unlabeled), never more: scikit-learn's common checks
+        # then draw binary labels instead of the multi-class ones they give other estimators
+        tags.classifier_tags = ClassifierTags(multi_class=False)
         tags.input_tags.three_d_array = True
         return tags
 
@@ -229,7 +235,7 @@ class Detector(OutlierMixin, BaseEstimator, ABC):
 
         An active-learning layer (``sadkit active``) learns on these features and the score. A detector
         offers them by implementing ``_signal`` (e.g. per-feature reconstruction errors); one that has a
-        scikit-learn style ``transform(X)`` (a learned representation) offers that by default.
+        learned representation ``embed(X)`` offers that by default.
 
         Raises:
             SignalNotAvailableError: the detector has neither (see :meth:`has_signal`).
@@ -237,7 +243,7 @@ class Detector(OutlierMixin, BaseEstimator, ABC):
         if not type(self).has_signal():
             raise SignalNotAvailableError(
                 f"detector {type(self).__name__} has no per-sample signal to stack a layer on: it implements"
-                " neither _signal(X) nor transform(X); use a deep detector that does (e.g. esad, deepsad)"
+                " neither _signal(X) nor embed(X); use a deep detector that does (e.g. esad, deepsad)"
             )
         self._check_fitted()
         X = self._model_input(X)
@@ -250,11 +256,11 @@ class Detector(OutlierMixin, BaseEstimator, ABC):
     @classmethod
     def has_signal(cls) -> bool:
         """Whether :meth:`signal` is available (checked before anything is fitted)."""
-        return cls._signal is not Detector._signal or callable(getattr(cls, "transform", None))
+        return cls._signal is not Detector._signal or callable(getattr(cls, "embed", None))
 
     def _signal(self, X: np.ndarray) -> np.ndarray:
-        """Signal of validated ``X``; the default is ``transform(X)`` when the detector has one."""
-        return self.transform(X)  # type: ignore[attr-defined]  # has_signal() checked it exists
+        """Signal of validated ``X``; the default is ``embed(X)`` when the detector has one."""
+        return self.embed(X)  # type: ignore[attr-defined]  # has_signal() checked it exists
 
     # ----------------------------------------------------------------------------- persistence
     def save(self, path: str | os.PathLike) -> Path:
@@ -346,7 +352,7 @@ class Detector(OutlierMixin, BaseEstimator, ABC):
         except (TypeError, ValueError) as err:
             if isinstance(err, SadkitError):
                 raise
-            raise InvalidInputError(str(err)) from err
+            raise (InvalidTypeError if isinstance(err, TypeError) else InvalidInputError)(str(err)) from err
 
     def _model_input(self, X: Any) -> np.ndarray:
         """What the fitted model takes: raw rows through the preprocessor, or validated samples."""

@@ -11,6 +11,10 @@ class InvalidInputError(SadkitError, ValueError):
     """Data or parameters that a detector, dataset or network cannot accept."""
 
 
+class InvalidTypeError(InvalidInputError, TypeError):
+    """Data or parameters of a type that cannot be used (e.g. objects where numbers are needed)."""
+
+
 class PluginNotFoundError(SadkitError, LookupError):
     """A plugin name that no installed distribution registers."""
 
@@ -31,8 +35,18 @@ class DeviceError(SadkitError):
     """A requested compute device that is not available."""
 
 
-class NotFittedError(SadkitError, AttributeError):
-    """A detector used before `fit`."""
+def __getattr__(name: str) -> type:
+    """``NotFittedError`` is made on first use: it subclasses scikit-learn's, whose import is not cheap."""
+    if name == "NotFittedError":
+        from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+
+        class NotFittedError(SadkitError, SklearnNotFittedError):
+            """A detector used before ``fit`` (scikit-learn's ``NotFittedError`` too, so its checks know it)."""
+
+        NotFittedError.__module__ = __name__
+        globals()["NotFittedError"] = NotFittedError
+        return NotFittedError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class SignalNotAvailableError(SadkitError):

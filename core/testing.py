@@ -249,6 +249,18 @@ def check_search_space(ctx: _Context) -> None:
         assert np.isfinite(scores).all(), f"scores at search_space point {values} contain NaN or infinity"
 
 
+def check_sklearn_estimator(ctx: _Context) -> None:
+    """scikit-learn's own ``check_estimator`` passes, but for the checks declared in
+    :mod:`sadkit.estimator_checks` (PyOD's 0/1 vocabulary, labels that mean something, float32 networks)."""
+    from .estimator_checks import run_sklearn_checks
+
+    results = run_sklearn_checks(ctx.new())
+    failed = [
+        f"{r['check_name']}: {str(r['exception']).splitlines()[0][:200]}" for r in results if r["status"] == "failed"
+    ]
+    assert not failed, f"{len(failed)} of scikit-learn's checks failed: " + "; ".join(failed)
+
+
 CHECKS: list[Callable[[_Context], None]] = [
     check_init_stores_params,
     check_get_set_params,
@@ -261,6 +273,7 @@ CHECKS: list[Callable[[_Context], None]] = [
     check_clone_unfitted,
     check_rejects_bad_input,
     check_search_space,
+    check_sklearn_estimator,
 ]
 
 
@@ -279,15 +292,24 @@ def _resolve(detector: str | type[Detector]) -> type[Detector]:
 
 
 def check_detector(
-    detector: str | type[Detector], params: dict[str, Any] | None = None, input_shape: tuple[int, ...] = (5,)
+    detector: str | type[Detector],
+    params: dict[str, Any] | None = None,
+    input_shape: tuple[int, ...] = (5,),
+    *,
+    sklearn: bool = True,
 ) -> list[CheckResult]:
-    """Run every conformance check; return one result per check (none raises)."""
+    """Run every conformance check; return one result per check (none raises).
+
+    Args:
+        sklearn: include scikit-learn's ``check_estimator`` (a few seconds for a deep detector; sadkit's
+            own test suite runs it separately, check by check).
+    """
     cls = _resolve(detector)
     merged = {**cls.fast_params, **(params or {})}
     X, y, X_test = make_data(input_shape)
     ctx = _Context(cls=cls, params=merged, X=X, y=y, X_test=X_test)
     results = []
-    for check in CHECKS:
+    for check in CHECKS if sklearn else [c for c in CHECKS if c is not check_sklearn_estimator]:
         name = check.__name__.removeprefix("check_")
         try:
             check(ctx)
@@ -303,10 +325,14 @@ def check_detector(
 
 
 def assert_detector_conforms(
-    detector: str | type[Detector], params: dict[str, Any] | None = None, input_shape: tuple[int, ...] = (5,)
+    detector: str | type[Detector],
+    params: dict[str, Any] | None = None,
+    input_shape: tuple[int, ...] = (5,),
+    *,
+    sklearn: bool = True,
 ) -> None:
     """Raise ``AssertionError`` naming every failed check."""
-    failed = [r for r in check_detector(detector, params, input_shape) if not r.passed]
+    failed = [r for r in check_detector(detector, params, input_shape, sklearn=sklearn) if not r.passed]
     if failed:
         lines = "\n".join(f"  {r.name}: {r.message}" for r in failed)
         raise AssertionError(f"{len(failed)} conformance check(s) failed:\n{lines}")

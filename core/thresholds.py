@@ -99,7 +99,7 @@ def choose_threshold(rule: ThresholdRule, train_scores: np.ndarray, val_normal_s
             f"threshold='fpr:{rule.amount:g}' needs labeled normals in the validation split (eval_set rows with"
             " y = 0), and there are none; label some normals (or raise val_fraction), or use contamination"
         )
-    return float(np.quantile(val_normal_scores, 1.0 - rule.amount))
+    return float(np.quantile(val_normal_scores, 1.0 - rule.amount, method="higher"))  # at most A flagged
 
 
 def score_quantiles(train_scores: np.ndarray) -> np.ndarray:

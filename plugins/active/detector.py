@@ -62,6 +62,8 @@ class ActiveDetector(Detector):
             not set them (so ``sadkit run active DATASET`` gives the base the dataset's network and the seed).
     """
 
+    float32_networks = True  # its base detector is a deep one by default
+
     fast_params = {"base_params": {"n_epochs": 2, "lr_milestones": [1], "device": "cpu"}}
 
     def __init__(
@@ -76,6 +78,8 @@ class ActiveDetector(Detector):
         net_name: str | None = None,
         seed: int | None = 0,
         device: str = "auto",
+        contamination: float = 0.1,
+        threshold: str | float | None = None,
     ) -> None:
         self.base = base
         self.base_params = base_params
@@ -87,6 +91,8 @@ class ActiveDetector(Detector):
         self.net_name = net_name
         self.seed = seed
         self.device = device
+        self.contamination = contamination
+        self.threshold = threshold
 
     @classmethod
     def search_space(cls, trial: Any) -> dict[str, Any]:
@@ -160,6 +166,7 @@ class ActiveDetector(Detector):
 
     def _fit_layer(self, Z: np.ndarray, t: np.ndarray, start: np.ndarray, bias0: float) -> tuple[np.ndarray, float]:
         """MAP logistic regression with a Gaussian prior centred on ``(start, bias0)``."""
+        self.n_iter_ = 0
         if len(t) == 0:
             return start.copy(), bias0
         Z_t = torch.as_tensor(Z, dtype=torch.float64)
@@ -192,6 +199,7 @@ class ActiveDetector(Detector):
             return loss
 
         optimizer.step(closure)
+        self.n_iter_ = int(optimizer.state[delta].get("n_iter", 0))  # scikit-learn's name for iterations run
         solution = (start_t + free * delta).detach().numpy()
         return solution[:-1].copy(), float(solution[-1])
 

@@ -102,6 +102,8 @@ class DeepSAD(TorchDetector):
         amp: str | None = None,
         channels_last: bool | str = "auto",
         compile: bool = False,
+        contamination: float = 0.1,
+        threshold: str | float | None = None,
     ) -> None:
         self.net_name = net_name
         self.net_params = net_params
@@ -126,6 +128,8 @@ class DeepSAD(TorchDetector):
         self.amp = amp
         self.channels_last = channels_last
         self.compile = compile
+        self.contamination = contamination
+        self.threshold = threshold
 
     # ------------------------------------------------------------------ search space
     @classmethod
@@ -252,7 +256,7 @@ class DeepSAD(TorchDetector):
             dist = torch.sum((predict(net, as_tensor(X, device)) - c) ** 2, dim=1)
         return dist.cpu().numpy().astype(np.float64)
 
-    def transform(self, X: Any) -> np.ndarray:
+    def embed(self, X: Any) -> np.ndarray:
         """The network's representations ``phi(X)``."""
         self._check_fitted()
         X = self._model_input(X)
@@ -325,6 +329,8 @@ class DeepSVDD(DeepSAD):
         amp: str | None = None,
         channels_last: bool | str = "auto",
         compile: bool = False,
+        contamination: float = 0.1,
+        threshold: str | float | None = None,
     ) -> None:
         super().__init__(
             net_name=net_name,
@@ -348,6 +354,8 @@ class DeepSVDD(DeepSAD):
             amp=amp,
             channels_last=channels_last,
             compile=compile,
+            contamination=contamination,
+            threshold=threshold,
         )
 
     @classmethod

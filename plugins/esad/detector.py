@@ -119,6 +119,8 @@ class ESAD(TorchDetector):
         device: str = "auto",
         seed: int | None = 0,
         amp: str | None = None,
+        contamination: float = 0.1,
+        threshold: str | float | None = None,
     ) -> None:
         self.net_name = net_name
         self.net_params = net_params
@@ -137,6 +139,8 @@ class ESAD(TorchDetector):
         self.device = device
         self.seed = seed
         self.amp = amp
+        self.contamination = contamination
+        self.threshold = threshold
 
     # ------------------------------------------------------------------ search space
     @classmethod

@@ -86,6 +86,8 @@ class SemiDGM(TorchDetector):
         vae_weight_decay: float = 1e-6,
         device: str = "auto",
         seed: int | None = 0,
+        contamination: float = 0.1,
+        threshold: str | float | None = None,
     ) -> None:
         self.model = model
         self.net_name = net_name
@@ -105,6 +107,8 @@ class SemiDGM(TorchDetector):
         self.vae_weight_decay = vae_weight_decay
         self.device = device
         self.seed = seed
+        self.contamination = contamination
+        self.threshold = threshold
 
     @classmethod
     def search_space(cls, trial: Any) -> dict[str, Any]:

@@ -165,6 +165,8 @@ class FeatureDetector(TorchDetector):
         seed_: as :class:`~sadkit.TorchDetector`.
     """
 
+    float32_networks = False  # scored in float64 on raw features (the default); see core/estimator_checks.py
+
     features: str
     net_name: str | None
     net_params: dict[str, Any] | None
@@ -317,7 +319,7 @@ class FeatureDetector(TorchDetector):
             Z = predict(encoder, as_tensor(X, torch.device("cpu")), batch_size=1024)
         return Z.reshape(len(Z), -1).numpy().astype(np.float64)
 
-    def transform(self, X: Any) -> np.ndarray:
+    def embed(self, X: Any) -> np.ndarray:
         """The features the detector works on (the flattened input, or the encoder's output)."""
 
         self._check_fitted()

@@ -76,6 +76,8 @@ class IsolationForest(FeatureDetector):
         ae_weight_decay: float = 1e-6,
         device: str = "auto",
         seed: int | None = 0,
+        contamination: float = 0.1,
+        threshold: str | float | None = None,
     ) -> None:
         self.n_estimators = n_estimators
         self.max_samples = max_samples
@@ -92,6 +94,8 @@ class IsolationForest(FeatureDetector):
         self.ae_weight_decay = ae_weight_decay
         self.device = device
         self.seed = seed
+        self.contamination = contamination
+        self.threshold = threshold
 
     @classmethod
     def search_space(cls, trial: Any) -> dict[str, Any]:

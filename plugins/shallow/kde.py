@@ -94,6 +94,8 @@ class KDE(FeatureDetector):
         ae_weight_decay: float = 1e-6,
         device: str = "auto",
         seed: int | None = 0,
+        contamination: float = 0.1,
+        threshold: str | float | None = None,
     ) -> None:
         self.bandwidth = bandwidth
         self.cv_folds = cv_folds
@@ -110,6 +112,8 @@ class KDE(FeatureDetector):
         self.ae_weight_decay = ae_weight_decay
         self.device = device
         self.seed = seed
+        self.contamination = contamination
+        self.threshold = threshold
 
     @classmethod
     def search_space(cls, trial: Any) -> dict[str, Any]:

@@ -162,6 +162,8 @@ class SSAD(FeatureDetector):
         ae_weight_decay: float = 1e-6,
         device: str = "auto",
         seed: int | None = 0,
+        contamination: float = 0.1,
+        threshold: str | float | None = None,
     ) -> None:
         self.kappa = kappa
         self.eta_u = eta_u
@@ -180,6 +182,8 @@ class SSAD(FeatureDetector):
         self.ae_weight_decay = ae_weight_decay
         self.device = device
         self.seed = seed
+        self.contamination = contamination
+        self.threshold = threshold
 
     @classmethod
     def search_space(cls, trial: Any) -> dict[str, Any]:

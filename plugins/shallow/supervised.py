@@ -87,6 +87,8 @@ class Supervised(TorchDetector):
         weight_decay: float = 1e-6,
         device: str = "auto",
         seed: int | None = 0,
+        contamination: float = 0.1,
+        threshold: str | float | None = None,
     ) -> None:
         self.unlabeled = unlabeled
         self.class_weight = class_weight
@@ -99,6 +101,8 @@ class Supervised(TorchDetector):
         self.weight_decay = weight_decay
         self.device = device
         self.seed = seed
+        self.contamination = contamination
+        self.threshold = threshold
 
     @classmethod
     def search_space(cls, trial: Any) -> dict[str, Any]:

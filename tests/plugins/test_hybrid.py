@@ -32,7 +32,7 @@ def data():
 
 @pytest.mark.parametrize("name", HYBRIDS)
 def test_every_hybrid_conforms(name):
-    assert_detector_conforms(name, {"features": "ae"}, input_shape=(6,))
+    assert_detector_conforms(name, {"features": "ae"}, input_shape=(6,), sklearn=False)
 
 
 def test_the_autoencoder_is_the_one_deep_sad_pretrains(data):
@@ -45,16 +45,16 @@ def test_the_autoencoder_is_the_one_deep_sad_pretrains(data):
         assert torch.equal(value, hybrid.ae_state_[key]), key
     assert hybrid.pretrain_losses_ == deepsad.pretrain_losses_
     # the shallow model sees the encoder's output: with n_epochs=0 that is Deep SAD's network phi
-    assert np.allclose(hybrid.transform(X_test), deepsad.transform(X_test), atol=1e-6)
-    assert hybrid.transform(X_test).shape == (len(X_test), 4)  # thyroid_mlp's rep_dim
+    assert np.allclose(hybrid.embed(X_test), deepsad.embed(X_test), atol=1e-6)
+    assert hybrid.embed(X_test).shape == (len(X_test), 4)  # thyroid_mlp's rep_dim
 
 
 def test_raw_and_ae_features_differ(data):
     X, semi_y, X_test = data
     raw = OCSVM(nu=0.1, gamma=1.0).fit(X, semi_y=semi_y)
-    assert raw.ae_state_ is None and np.array_equal(raw.transform(X_test), X_test.astype(np.float64))
+    assert raw.ae_state_ is None and np.array_equal(raw.embed(X_test), X_test.astype(np.float64))
     hybrid = OCSVM(nu=0.1, gamma=1.0, features="ae", **AE).fit(X, semi_y=semi_y)
-    assert hybrid.transform(X_test).shape == (len(X_test), 8)  # mlp's rep_dim
+    assert hybrid.embed(X_test).shape == (len(X_test), 8)  # mlp's rep_dim
     assert hybrid.timings_["pretrain"] > 0
 
 
