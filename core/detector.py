@@ -67,8 +67,6 @@ class Detector(OutlierMixin, BaseEstimator, ABC):
     uses_labels: ClassVar[bool] = True
     #: whether ``fit`` needs labeled samples; without them it raises :class:`InvalidInputError` saying why
     requires_labels: ClassVar[bool] = False
-    #: whether scores come from float32 networks (a sample's score may change in the last bits with its batch)
-    float32_networks: ClassVar[bool] = False
     #: the fraction of training samples flagged when a detector declares no ``contamination`` parameter
     DEFAULT_CONTAMINATION: ClassVar[float] = 0.1
 

@@ -10,8 +10,6 @@ an expected failure with its reason, here, once:
   decision function that is negative for outliers (DESIGN.md, "the detector contract").
 * Labels mean something: ``y`` is 1 = anomaly, 0 = normal, -1 = unlabeled. Three checks fit with the class
   labels 1 and 2, which sadkit refuses rather than guess which one is the anomaly.
-* Deep detectors compute in float32, and a sample's score can change in the last bits with the batch it is
-  scored in (the BLAS blocks by batch size); scikit-learn's subset-invariance check wants 1e-7.
 * A detector that requires labels (``requires_labels``) cannot fit the checks' unlabeled data.
 """
 
@@ -32,13 +30,6 @@ ALWAYS = {
     ),
     "check_fit2d_1feature": "fits with class labels 1 and 2; y means 1 = anomaly, 0 = normal, -1 = unlabeled",
 }
-#: for detectors that train torch networks in float32
-FLOAT32_NETWORKS = {
-    "check_methods_subset_invariance": (
-        "float32 networks: a sample's score can differ in the last bits with the batch it is scored in (BLAS"
-        " blocking), more than the check's 1e-7"
-    ),
-}
 #: for detectors with ``requires_labels = True``
 REQUIRES_LABELS = {
     "check_fit_score_takes_y": "needs labeled anomalies, and the check fits without any",
@@ -48,8 +39,6 @@ REQUIRES_LABELS = {
 def expected_failed_checks(detector: Any) -> dict[str, str]:
     """The checks ``detector`` is expected to fail, with the reason of each."""
     expected = dict(ALWAYS)
-    if detector.float32_networks:
-        expected.update(FLOAT32_NETWORKS)
     if detector.requires_labels:
         expected.update(REQUIRES_LABELS)
     return expected

@@ -227,6 +227,7 @@ class Preprocessor:
             and listed by :meth:`extra_columns`).
         output_shape: the shape of one transformed sample (what the detector expects).
         examples: a few raw rows (a data frame or an array), kept as the model's input example.
+        id_column: the column that identified rows in the training file (``sadkit score`` writes it out).
 
     Attributes:
         n_features_in_: number of raw input features (columns, or values of one flattened sample).
@@ -241,8 +242,10 @@ class Preprocessor:
         output_shape: Sequence[int] | None = None,
         feature_names: Sequence[str] | None = None,
         examples: Any = None,
+        id_column: str | None = None,
     ) -> None:
         self.steps = list(steps)
+        self.id_column = id_column
         self.examples = _example_rows(examples)
         self.input_shape = tuple(int(d) for d in input_shape)
         self.output_shape = tuple(int(d) for d in (output_shape if output_shape is not None else input_shape))
@@ -320,6 +323,7 @@ class Preprocessor:
             "output_shape": list(self.output_shape),
             "feature_names": self.feature_names_in_,
             "examples": self.examples,
+            "id_column": self.id_column,
         }
 
     @classmethod
@@ -331,6 +335,7 @@ class Preprocessor:
                 output_shape=raw.get("output_shape"),
                 feature_names=raw.get("feature_names"),
                 examples=raw.get("examples"),
+                id_column=raw.get("id_column"),
             )
         except (KeyError, TypeError) as err:
             raise SadkitError(f"a malformed preprocessing description ({type(err).__name__}: {err})") from err

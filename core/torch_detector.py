@@ -56,8 +56,6 @@ class TorchDetector(Detector):
         seed_: the seed the fit used (the given ``seed``, or the one drawn when it is None).
     """
 
-    float32_networks = True
-
     def _resolve_seed(self) -> int:
         """``seed`` as an int, or a fresh one below 2**31 when it is None (kept as ``seed_``)."""
         if self.seed is not None:

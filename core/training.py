@@ -215,8 +215,28 @@ def train_network(
     return losses
 
 
+#: the batch size at which scores are computed (see ``predict``'s ``fixed``)
+SCORE_BATCH = 1024
+
+
 @torch.no_grad()
-def predict(fn: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """Apply ``fn`` to ``X`` in batches and concatenate (the caller sets eval mode)."""
-    outputs = [fn(X[idx]) for idx in batch_slices(len(X), batch_size)]
+def predict(
+    fn: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor, batch_size: int = SCORE_BATCH, *, fixed: bool = False
+) -> torch.Tensor:
+    """Apply ``fn`` to ``X`` in batches and concatenate (the caller sets eval mode).
+
+    Args:
+        fixed: compute every batch at the full ``batch_size``, the last one padded with zeros, so that a
+            sample's output does not depend on how many samples it came with: matrix libraries block their
+            float32 arithmetic by shape, so the same row can differ in the last bits between a batch of 10
+            and one of 250. Scoring uses it: ``sadkit score`` in chunks, the served model and the run give
+            the same scores to the last digit.
+    """
+    outputs = []
+    for idx in batch_slices(len(X), batch_size):
+        batch = X[idx]
+        n = len(batch)
+        if fixed and n < batch_size:
+            batch = torch.cat([batch, batch.new_zeros((batch_size - n, *batch.shape[1:]))])
+        outputs.append(fn(batch)[:n])
     return torch.cat(outputs) if outputs else torch.empty(0, device=X.device)

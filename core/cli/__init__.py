@@ -9,6 +9,7 @@ from .common import state
 from .plugins import plugins_app
 from .reproduce import reproduce_command
 from .run import run_command
+from .score import score_command
 from .study import study_command
 
 app = typer.Typer(
@@ -32,6 +33,7 @@ app.add_typer(plugins_app, name="plugins")
 app.command("study", no_args_is_help=True)(study_command)
 app.command("reproduce", no_args_is_help=True)(reproduce_command)
 app.command("active", no_args_is_help=True)(active_command)
+app.command("score", no_args_is_help=True)(score_command)
 
 
 def main() -> None:

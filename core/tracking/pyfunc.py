@@ -12,7 +12,10 @@ import numpy as np
 DETECTOR_ARTIFACT = "detector"
 
 
-warnings.filterwarnings("ignore", message="Add type hints to the `predict` method", category=UserWarning)
+# Defining a PythonModel makes MLflow warn that ``predict`` has no type hints (for its schema inference):
+# the model takes data frames and arrays of any width on purpose. MLflow resets warning filters, so the
+# warning is kept from being shown while the class is made.
+_shown, warnings.showwarning = warnings.showwarning, lambda *args, **kwargs: None
 
 
 class DetectorModel(mlflow.pyfunc.PythonModel):
@@ -46,3 +49,6 @@ class DetectorModel(mlflow.pyfunc.PythonModel):
         scores = detector.decision_function(model_input)
         threshold = float((params or {}).get("threshold", detector.threshold_))
         return pd.DataFrame({"score": scores, "label": (scores > threshold).astype(np.int64)})
+
+
+warnings.showwarning = _shown

@@ -62,8 +62,6 @@ class ActiveDetector(Detector):
             not set them (so ``sadkit run active DATASET`` gives the base the dataset's network and the seed).
     """
 
-    float32_networks = True  # its base detector is a deep one by default
-
     fast_params = {"base_params": {"n_epochs": 2, "lr_milestones": [1], "device": "cpu"}}
 
     def __init__(

@@ -320,6 +320,7 @@ class Table(Dataset):
             output_shape=(len(encoder.feature_names_out),),
             feature_names=columns,
             examples=train_frame[columns],
+            id_column=self.id_column,
         )
 
         def split(part: Any, part_labels: np.ndarray, part_ids: np.ndarray, truth: bool) -> Split:

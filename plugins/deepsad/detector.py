@@ -253,7 +253,7 @@ class DeepSAD(TorchDetector):
         net = self.net_.to(device).eval()
         c = self.c_.to(device)
         with torch.no_grad():
-            dist = torch.sum((predict(net, as_tensor(X, device)) - c) ** 2, dim=1)
+            dist = torch.sum((predict(net, as_tensor(X, device), fixed=True) - c) ** 2, dim=1)
         return dist.cpu().numpy().astype(np.float64)
 
     def embed(self, X: Any) -> np.ndarray:
@@ -263,7 +263,7 @@ class DeepSAD(TorchDetector):
         device = self._scoring_device()
         net = self.net_.to(device).eval()
         with torch.no_grad():
-            return predict(net, as_tensor(X, device)).cpu().numpy()
+            return predict(net, as_tensor(X, device), fixed=True).cpu().numpy()
 
     def tracked_arrays(self) -> dict[str, np.ndarray]:
         return {"c": self.c_.cpu().numpy()} if hasattr(self, "c_") else {}

@@ -254,7 +254,7 @@ class ESAD(TorchDetector):
             return torch.cat([residual, z_hat**2], dim=1)
 
         with torch.no_grad():
-            signal = predict(parts, as_tensor(X, device), batch_size=1024)
+            signal = predict(parts, as_tensor(X, device), fixed=True)
         n_input = int(np.prod(X.shape[1:]))
         scores = signal[:, :n_input].sum(dim=1) + weight * signal[:, n_input:].sum(dim=1)
         return scores.cpu().numpy().astype(np.float64), signal.cpu().numpy()

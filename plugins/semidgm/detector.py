@@ -263,7 +263,7 @@ class SemiDGM(TorchDetector):
         device = self._scoring_device()
         model = self.model_.to(device).eval()
         with torch.no_grad():
-            logits = predict(model.class_logits, as_tensor(X.reshape(len(X), -1), device))
+            logits = predict(model.class_logits, as_tensor(X.reshape(len(X), -1), device), fixed=True)
         return torch.softmax(logits, dim=1).cpu().numpy().astype(np.float64)
 
     # ------------------------------------------------------------------ persistence
@@ -297,5 +297,5 @@ class SemiDGM(TorchDetector):
 def _log_odds(model: M2, X: torch.Tensor) -> torch.Tensor:
     """``log q(anomaly|x) - log q(normal|x)``: ranks like ``q(y = anomaly | x)``."""
     with torch.no_grad():
-        logits = predict(model.class_logits, X)
+        logits = predict(model.class_logits, X, fixed=True)
     return logits[:, 1] - logits[:, 0]

@@ -165,8 +165,6 @@ class FeatureDetector(TorchDetector):
         seed_: as :class:`~sadkit.TorchDetector`.
     """
 
-    float32_networks = False  # scored in float64 on raw features (the default); see core/estimator_checks.py
-
     features: str
     net_name: str | None
     net_params: dict[str, Any] | None
@@ -316,7 +314,7 @@ class FeatureDetector(TorchDetector):
             return np.asarray(X, dtype=np.float32).reshape(len(X), -1).astype(np.float64)
         encoder = self._encoder_module()
         with torch.no_grad():
-            Z = predict(encoder, as_tensor(X, torch.device("cpu")), batch_size=1024)
+            Z = predict(encoder, as_tensor(X, torch.device("cpu")), fixed=True)
         return Z.reshape(len(Z), -1).numpy().astype(np.float64)
 
     def embed(self, X: Any) -> np.ndarray:

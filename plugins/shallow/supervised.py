@@ -208,7 +208,7 @@ class Supervised(TorchDetector):
         device = self._scoring_device()
         net = self.net_.to(device).eval()
         with torch.no_grad():
-            return predict(net, as_tensor(X, device)).cpu().numpy().astype(np.float64)
+            return predict(net, as_tensor(X, device), fixed=True).cpu().numpy().astype(np.float64)
 
     def _get_state(self) -> dict[str, Any]:
         return {

@@ -31,7 +31,7 @@ def test_few_checks_are_declared_and_each_says_why():
     assert len(ALWAYS) <= 5
     for name in BUILT_IN:
         declared = expected_failed_checks(_fast(name))
-        assert len(declared) <= 7 and all(len(reason) > 30 for reason in declared.values()), name
+        assert len(declared) <= 6 and all(len(reason) > 30 for reason in declared.values()), name
 
 
 def _blobs(n: int = 300, seed: int = 0):
