@@ -254,6 +254,7 @@ def check_sklearn_estimator(ctx: _Context) -> None:
     :mod:`sadkit.estimator_checks` (PyOD's 0/1 vocabulary, labels that mean something, float32 networks)."""
     from .estimator_checks import run_sklearn_checks
 
+    ctx.new().check_params()  # a detector that cannot fit at all fails here, with its own message
     results = run_sklearn_checks(ctx.new())
     failed = [
         f"{r['check_name']}: {str(r['exception']).splitlines()[0][:200]}" for r in results if r["status"] == "failed"

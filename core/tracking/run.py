@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from ..callbacks import Callback
@@ -146,7 +147,11 @@ class RunLogger:
             warnings.simplefilter("ignore")  # MLflow's note that a local path can be read as several kinds of source
             dataset = mlflow.data.from_numpy(features, targets=np.asarray(y), source=source, name=name)
         tags = [InputTag(key="mlflow.data.context", value=context)]
-        self.client.log_inputs(self.run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags=tags)])
+        inputs = [DatasetInput(dataset._to_mlflow_entity(), tags=tags)]
+        try:
+            self.client.log_inputs(self.run_id, datasets=inputs)
+        except MlflowException:  # another run of the experiment registered the same dataset at the same moment
+            self.client.log_inputs(self.run_id, datasets=inputs)  # now it exists: this links the run to it
 
     # ------------------------------------------------------------------ figures
     def log_evaluation_plots(self, y_true: np.ndarray, scores: np.ndarray, split: str = "test") -> None:

@@ -171,7 +171,10 @@ def test_the_layer_is_a_detector_that_sadkit_run_tracks_and_serves(tracking_uri)
     out = json.loads(result.stdout)
     assert out["params"]["net_name"] == "mlp" and out["params"]["seed"] == 3
     assert out["test_auroc"] > 0.5
-    _, _, test = create_dataset("synthetic", seed=3).load()
+    dataset = create_dataset("synthetic", seed=3)
+    dataset.load()
+    raw, _, _ = dataset._read()  # the model takes raw rows (its scaling is part of it)
     model = mlflow.pyfunc.load_model(out["model_uri"])
-    scores = np.asarray(model.predict(test.X[:7]))
-    assert scores.shape == (7,) and np.isfinite(scores).all()
+    predicted = model.predict(raw[dataset._test_index][:7])
+    assert list(predicted.columns) == ["score", "label"] and predicted.shape == (7, 2)
+    assert np.isfinite(predicted["score"]).all() and set(predicted["label"]) <= {0, 1}
