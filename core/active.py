@@ -57,25 +57,34 @@ class GroundTruthOracle(Oracle):
 
     name = "ground-truth"
 
-    def __init__(self, labels_by_id: Mapping[int, int]) -> None:
-        self.labels_by_id = dict(labels_by_id)
+    def __init__(self, labels_by_id: Mapping[Any, int]) -> None:
+        self.labels_by_id = {str(k): v for k, v in labels_by_id.items()}
+
+    def prepare(self, pool_ids: np.ndarray) -> None:
+        unknown = [i for i in pool_ids if self.labels_by_id.get(str(i), -1) not in (0, 1)]
+        if unknown:
+            raise InvalidInputError(
+                f"the dataset has no ground truth for {len(unknown)} of its unlabeled training samples (e.g. id"
+                f" {unknown[0]}): your own table's unlabeled rows are unknown; use --oracle csv:FILE or prompt"
+            )
 
     def __call__(self, ids: np.ndarray, context: Mapping[str, Any]) -> np.ndarray:
-        return np.array([self.labels_by_id[int(i)] for i in ids], dtype=np.int64)
+        return np.array([self.labels_by_id[str(i)] for i in ids], dtype=np.int64)
 
 
 class CsvOracle(Oracle):
     """Labels from a CSV file with a header ``id,label`` (label 1 anomaly, 0 normal).
 
-    Every row is checked when the loop starts: ids must be integers of the pool, each at most once, and
-    labels 0 or 1. A queried sample without a row is an error naming the id (add the row and rerun).
+    Every row is checked when the loop starts: ids must be ids of the pool (the dataset's sample ids: row
+    positions, or a table's ``id_column``), each at most once, and labels 0 or 1. A queried sample without
+    a row is an error naming the id (add the row and rerun).
     """
 
     name = "csv"
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.labels: dict[int, int] = {}
+        self.labels: dict[str, int] = {}
         try:
             text = self.path.read_text()
         except FileNotFoundError as err:
@@ -92,11 +101,9 @@ class CsvOracle(Oracle):
         bad_labels, bad_ids, repeated = [], [], []
         for line, row in enumerate(reader, start=2):
             row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k is not None}
-            raw_id, raw_label = row.get("id", ""), row.get("label", "")
-            try:
-                sample = int(raw_id)
-            except ValueError:
-                bad_ids.append(f"line {line}: {raw_id!r}")
+            sample, raw_label = row.get("id", ""), row.get("label", "")
+            if not sample:
+                bad_ids.append(f"line {line}: {sample!r}")
                 continue
             if raw_label not in ("0", "1"):
                 bad_labels.append(f"line {line}: {raw_label!r}")
@@ -111,29 +118,29 @@ class CsvOracle(Oracle):
             )
         if bad_ids:
             raise InvalidInputError(
-                f"oracle CSV {self.path}: ids must be integer sample ids; found {', '.join(bad_ids[:5])}"
+                f"oracle CSV {self.path}: every row needs an id; found empty ones at {', '.join(bad_ids[:5])}"
             )
         if repeated:
             raise InvalidInputError(f"oracle CSV {self.path}: ids given more than once: {sorted(set(repeated))[:10]}")
 
     def prepare(self, pool_ids: np.ndarray) -> None:
-        unknown = sorted(set(self.labels) - {int(i) for i in pool_ids})
+        unknown = sorted(set(self.labels) - {str(i) for i in pool_ids})
         if unknown:
             shown = ", ".join(map(str, unknown[:10])) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
             raise InvalidInputError(
                 f"oracle CSV {self.path} labels {len(unknown)} id(s) that are not unlabeled training samples"
-                f" of this dataset: {shown}; the pool's ids run from {int(pool_ids.min())} to"
-                f" {int(pool_ids.max())} ({len(pool_ids)} samples)"
+                f" of this dataset: {shown}; the pool's ids run from {min(pool_ids)} to"
+                f" {max(pool_ids)} ({len(pool_ids)} samples)"
             )
 
     def __call__(self, ids: np.ndarray, context: Mapping[str, Any]) -> np.ndarray:
-        missing = [int(i) for i in ids if int(i) not in self.labels]
+        missing = [i for i in ids if str(i) not in self.labels]
         if missing:
             raise InvalidInputError(
                 f"oracle CSV {self.path} has no label for the queried sample id(s) {missing[:10]}"
                 f" (round {context.get('round')}); add rows 'id,label' for them and run again"
             )
-        return np.array([self.labels[int(i)] for i in ids], dtype=np.int64)
+        return np.array([self.labels[str(i)] for i in ids], dtype=np.int64)
 
 
 class PromptOracle(Oracle):
@@ -150,10 +157,10 @@ class PromptOracle(Oracle):
         for i, pos in zip(ids, context["positions"], strict=True):
             values = np.asarray(X[pos]).reshape(-1)
             shown = ", ".join(f"{v:.3g}" for v in values[:8]) + (", ..." if values.size > 8 else "")
-            description = f"sample {int(i)}: score {scores[pos]:.4g}, p(anomaly) {probs[pos]:.3f}; features [{shown}]"
-            answer = int(self.ask(int(i), description))
+            description = f"sample {i}: score {scores[pos]:.4g}, p(anomaly) {probs[pos]:.3f}; features [{shown}]"
+            answer = int(self.ask(i, description))
             if answer not in (0, 1):
-                raise InvalidInputError(f"the answer for sample {int(i)} must be 0 or 1, got {answer!r}")
+                raise InvalidInputError(f"the answer for sample {i} must be 0 or 1, got {answer!r}")
             labels.append(answer)
         return np.array(labels, dtype=np.int64)
 
@@ -288,8 +295,7 @@ def run_active(
     X = np.asarray(train.X)
     y = np.asarray(train.y).astype(np.int64)
     semi = np.asarray(train.semi_y).astype(np.int64).copy()
-    index = getattr(dataset, "_train_index", None)
-    ids = np.asarray(index, dtype=np.int64) if index is not None and len(index) == len(X) else np.arange(len(X))
+    ids = np.asarray(train.ids)
     pool = np.flatnonzero(semi == 0)
     if spec.budget > len(pool):
         raise InvalidInputError(
@@ -343,7 +349,7 @@ def run_active(
                 "anomalies_found": found,
                 "test_auroc": auroc(test.y, test_scores),
                 "test_auprc": auprc(test.y, test_scores),
-                "queried_ids": [int(ids[p]) for p in queried[previous:]],
+                "queried_ids": [to_json(ids[p]) for p in queried[previous:]],
             }
             rounds.append(record)
             run.log_metrics(

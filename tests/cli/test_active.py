@@ -178,3 +178,29 @@ def test_the_layer_is_a_detector_that_sadkit_run_tracks_and_serves(tracking_uri)
     predicted = model.predict(raw[dataset._test_index][:7])
     assert list(predicted.columns) == ["score", "label"] and predicted.shape == (7, 2)
     assert np.isfinite(predicted["score"]).all() and set(predicted["label"]) <= {0, 1}
+
+
+def test_active_on_your_own_table_with_an_oracle_keyed_by_your_ids(tracking_uri, tmp_path):
+    """A table with text ids: the CSV oracle answers by those ids; ground truth is refused (it is unknown)."""
+    rng = np.random.default_rng(0)
+    n = 300
+    anomaly = rng.random(n) < 0.1
+    frame = {
+        "id": [f"tx-{i:04d}" for i in range(n)],
+        "a": np.where(anomaly, rng.normal(5, 1, n), rng.normal(0, 1, n)),
+        "b": rng.normal(0, 1, n),
+        "label": np.where(np.arange(n) < 30, anomaly.astype(float), np.nan),
+    }
+    import pandas as pd
+
+    pd.DataFrame(frame).to_csv(tmp_path / "t.csv", index=False)
+    answers = pd.DataFrame({"id": frame["id"], "label": anomaly.astype(int)}).iloc[30:]  # the unlabeled rows
+    answers.to_csv(tmp_path / "answers.csv", index=False)
+    base = ["active", "esad", "table", *FAST, "-d", f"path={tmp_path / 't.csv'}", "-d", "id_column=id"]
+    result = CliRunner().invoke(app, [*base, "--budget", "6", "--per-round", "3", "--oracle",
+                                      f"csv:{tmp_path / 'answers.csv'}", "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    queried = [i for r in json.loads(result.stdout)["rounds"] for i in r["queried_ids"]]
+    assert len(queried) == 6 and all(str(i).startswith("tx-") for i in queried)
+    refused = CliRunner().invoke(app, [*base, "--budget", "3", "--per-round", "3", "--oracle", "ground-truth"])
+    assert refused.exit_code == 1 and "no ground truth" in refused.stderr
