@@ -341,7 +341,7 @@ def run_active(
         found = 0
         round_no = 0
         while True:
-            test_scores = layer.decision_function(test.X)
+            test_scores = layer.decision_function(test.X) if len(test) else np.empty(0)  # own tables: none
             previous = rounds[-1]["queried"] if rounds else 0
             record = {
                 "round": round_no,
