@@ -306,7 +306,9 @@ def run_active(
     oracle.prepare(ids[pool])
     pool_rate = float(y[pool].mean()) if len(pool) else None
 
-    base_params = detector_params(spec.detector, spec.params, dataset, seed, spec.device)
+    base_params = detector_params(
+        spec.detector, spec.params, dataset, seed, spec.device, dataset.detector_defaults(len(train))
+    )
     layer = create_detector(
         spec.layer, **{**spec.layer_params, "base": spec.detector, "base_params": base_params, "warm_start": True}
     )

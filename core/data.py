@@ -291,6 +291,15 @@ class Dataset(ABC):
         values = {k: getattr(self, k) for k in names if hasattr(self, k)}
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in values.items()}
 
+    def detector_defaults(self, n_train: int) -> dict[str, Any]:
+        """Training settings for detectors on this dataset, used where the user gives none.
+
+        The default, ``{}``, keeps every detector's own defaults: the paper's settings. A dataset the
+        paper did not tune for returns :func:`sadkit.defaults.step_budget_defaults` (a budget of optimiser
+        steps, whatever its size); the key ``name`` tags the run.
+        """
+        return {}
+
     @property
     def source(self) -> str:
         """Where the data come from (a file, a folder, a URL), for the run's dataset input."""

@@ -57,5 +57,9 @@ class SpecError(SadkitError):
     """An experiment specification with a missing or unknown key."""
 
 
-class PluginWarning(UserWarning):
+class SadkitWarning(UserWarning):
+    """Something the user should know that does not stop the work (the CLI prints it as one line)."""
+
+
+class PluginWarning(SadkitWarning):
     """A registered plugin that fails to load (reported, never skipped silently)."""

@@ -6,6 +6,7 @@ import dataclasses
 import math
 import secrets
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ import numpy as np
 import yaml
 
 from .callbacks import Callback
-from .errors import SpecError
+from .errors import SadkitWarning, SpecError
 from .metrics import auprc, auroc
 from .registry import create_dataset, create_detector, get, warn_broken
 from .serialize import to_json
@@ -134,20 +135,35 @@ def resolve_seed(seed: int | None) -> int:
     return seed
 
 
-def build(spec: ExperimentSpec, seed: int) -> tuple[Any, Any]:
-    """Instantiate the dataset and the detector of ``spec`` (the detector is not fitted)."""
+def build(spec: ExperimentSpec, seed: int, n_train: int | None = None) -> tuple[Any, Any]:
+    """Instantiate the dataset and the detector of ``spec`` (the detector is not fitted).
+
+    With ``n_train`` (the size of the loaded training split), the dataset's training defaults for that size
+    fill in what the user did not give (see :meth:`sadkit.Dataset.detector_defaults`).
+    """
     if "seed" in spec.data:
         raise SpecError("give the seed once, as the experiment's seed, not as a data parameter")
     dataset = create_dataset(spec.dataset, seed=seed, **spec.data)
-    detector = create_detector(spec.detector, **detector_params(spec.detector, spec.params, dataset, seed, spec.device))
-    return dataset, detector
+    defaults = dataset.detector_defaults(n_train) if n_train is not None else {}
+    params = detector_params(spec.detector, spec.params, dataset, seed, spec.device, defaults)
+    return dataset, create_detector(spec.detector, **params)
 
 
-def detector_params(detector: str, params: Mapping[str, Any], dataset: Any, seed: int, device: str) -> dict[str, Any]:
-    """``params`` completed with the run's seed, device and the dataset's network, where the detector
-    takes them and the user did not give them."""
+def detector_params(
+    detector: str,
+    params: Mapping[str, Any],
+    dataset: Any,
+    seed: int,
+    device: str,
+    defaults: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``params`` completed with the run's seed, device, the dataset's network and the dataset's training
+    ``defaults``, where the detector takes them and the user did not give them."""
     params = dict(params)
     accepted = get("detectors", detector)._get_param_names()
+    for name, value in (defaults or {}).items():
+        if name in accepted:
+            params.setdefault(name, value)
     if "seed" in accepted:
         params.setdefault("seed", seed)
     if "device" in accepted:
@@ -178,13 +194,26 @@ def run_experiment(
     warn_broken()
     seed = resolve_seed(spec.seed)
     configure_threads(spec.threads)
-    dataset, detector = build(spec, seed)
-    detector.check_params()
+    dataset, _ = build(spec, seed)  # a bad detector parameter fails here, before any data are read
     train, val, test = dataset.load()
+    _, detector = build(spec, seed, n_train=len(train))
+    detector.check_params()
+    given = {*spec.params, *(["device"] if spec.device not in (None, "auto") else [])}
+    ignored = sorted(given & set(detector.ignored_params()))
+    if ignored:
+        warnings.warn(
+            f"{spec.detector}: {', '.join(f'{k}={detector.get_params()[k]!r}' for k in ignored)} has no effect"
+            " with the other parameters as they are (e.g. features='raw' trains no network)",
+            SadkitWarning,
+            stacklevel=2,
+        )
+    defaults = dataset.detector_defaults(len(train))
     tracker = tracker or Tracker(spec.tracking_uri, spec.experiment)
     parts = [spec.detector, spec.dataset, getattr(dataset, "name", None), f"seed{seed}"]
     run_name = spec.run_name or "-".join(str(p) for p in parts if p)
     run_tags = {"sadkit.detector": spec.detector, "sadkit.dataset": spec.dataset, **(tags or {})}
+    if defaults:
+        run_tags["sadkit.defaults"] = str(defaults.get("name", "dataset"))
     with tracker.start_run(run_name=run_name, tags=run_tags, parent_run_id=parent_run_id, stop_on=stop_on) as run:
         params = detector.get_params(deep=False)
         data = dataset.get_params()

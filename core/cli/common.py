@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..callbacks import Callback
-from ..errors import PluginWarning, SadkitError
+from ..errors import SadkitError, SadkitWarning
 from ..serialize import to_json
 
 err_console = Console(stderr=True)
@@ -44,7 +44,7 @@ def handle_errors() -> Iterator[None]:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
     with warnings.catch_warnings():
-        warnings.simplefilter("always", PluginWarning)
+        warnings.simplefilter("always", SadkitWarning)
         previous = warnings.showwarning
         warnings.showwarning = _show_warning(previous)
         try:
@@ -63,7 +63,7 @@ def handle_errors() -> Iterator[None]:
 
 def _show_warning(previous):  # noqa: ANN001, ANN202
     def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001, ANN202
-        if issubclass(category, PluginWarning):
+        if issubclass(category, SadkitWarning):
             err_console.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
         else:
             previous(message, category, filename, lineno, file, line)

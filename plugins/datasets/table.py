@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from sadkit.data import ANOMALY, NORMAL, UNLABELED, Dataset, Split, check_ratio
+from sadkit.defaults import step_budget_defaults
 from sadkit.errors import InvalidInputError
 from sadkit.preprocessing import MinMax, Preprocessor, Standardize, TableEncoder
 from sadkit.tables import read_table
@@ -264,6 +265,10 @@ class Table(Dataset):
             values = frame[c].dropna().astype(str)
             fill[c] = str(values.mode().iloc[0]) if len(values) else "missing"
         return fill
+
+    def detector_defaults(self, n_train: int) -> dict[str, Any]:
+        """Nobody tuned for your table: a budget of optimiser steps (:mod:`sadkit.defaults`)."""
+        return step_budget_defaults(n_train)
 
     # ------------------------------------------------------------------------------------------ splitting
     def _holdout(

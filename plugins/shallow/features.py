@@ -178,6 +178,13 @@ class FeatureDetector(TorchDetector):
     device: str
     seed: int | None
 
+    def ignored_params(self) -> list[str]:
+        """With raw features no autoencoder is trained or loaded: its parameters (and the device) do nothing."""
+        if self.features != "raw":
+            return []
+        return ["net_name", "net_params", "ae_run_id", "ae_tracking_uri", "ae_n_epochs", "ae_lr", "ae_lr_milestones",
+                "ae_batch_size", "ae_weight_decay", "device"]  # fmt: skip
+
     # ------------------------------------------------------------------ for subclasses
     def _fit_features(
         self, Z: np.ndarray, semi_y: np.ndarray, *, eval_set: tuple[np.ndarray, np.ndarray] | None, seed: int
