@@ -115,13 +115,16 @@ def split_random_state(seed: int) -> int:
     return int(np.random.SeedSequence(seed, spawn_key=(1,)).generate_state(1)[0])
 
 
-def protocol_splits(dataset: Dataset, X: np.ndarray, y: np.ndarray) -> TabularSplits:
+def protocol_splits(
+    dataset: Dataset, X: np.ndarray, y: np.ndarray, sample_shape: tuple[int, ...] | None = None
+) -> TabularSplits:
     """Apply the split, the semi-supervised sampling and the scaling to a checked table.
 
     Args:
         dataset: supplies the ratios, ``val_fraction``, the known class parameters and ``seed``.
         X: features, ``(n, d)`` float64, all finite (see :func:`check_table`).
         y: class labels, 0 normal and 1 anomaly.
+        sample_shape: the shape a detector sees one scaled sample in (e.g. ``(1, 28, 28)``); default ``(d,)``.
     """
     n = len(X)
     positions = np.arange(n)
@@ -151,13 +154,14 @@ def protocol_splits(dataset: Dataset, X: np.ndarray, y: np.ndarray) -> TabularSp
     preprocessor = Preprocessor(
         [standard, minmax],
         input_shape=(X.shape[1],),
+        output_shape=sample_shape,
         feature_names=[f"x{i}" for i in range(X.shape[1])],
         examples=X_train[:5],
     )
 
     def scale(A: np.ndarray) -> np.ndarray:
         if len(A) == 0:
-            return np.empty((0, X.shape[1]), dtype=np.float32)
+            return np.empty((0, *preprocessor.output_shape), dtype=np.float32)
         return preprocessor.transform(A)
 
     def as_int(a: np.ndarray) -> np.ndarray:
@@ -184,6 +188,9 @@ class TabularDataset(Dataset):
     ``_test_index`` hold the positions of each split's rows in the table :meth:`_read` returned.
     """
 
+    #: the shape of one sample as detectors see it (None: the table's rows, ``(d,)``)
+    sample_shape: tuple[int, ...] | None = None
+
     @abstractmethod
     def _read(self) -> tuple[np.ndarray, np.ndarray, str]:
         """Return ``(X, y, source)``: the whole table, its labels and a name for error messages."""
@@ -192,7 +199,7 @@ class TabularDataset(Dataset):
         """Return ``(train, val, test)``; X float32 in [0, 1] on train, y and semi_y int64."""
         X, y, source = self._read()
         X, y = check_table(X, y, source)
-        splits = protocol_splits(self, X, y)
+        splits = protocol_splits(self, X, y, self.sample_shape)
         self._train_index = splits.train_index
         self._val_index = splits.val_index
         self._test_index = splits.test_index

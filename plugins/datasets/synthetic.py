@@ -39,7 +39,13 @@ class Synthetic(TabularDataset):
         ratio_pollution: fraction of anomalies among the unlabeled training samples (gamma_p).
         val_fraction: part of the sampled training set held out for validation.
         seed: drives the table, the split and the sampling.
+        image_shape: ``[C, H, W]`` to serve each sample as an image of that shape (``n_features`` becomes
+            C * H * W): a quick image dataset for checks and demos. ``[1, 28, 28]`` uses the MNIST LeNet,
+            ``[3, 32, 32]`` the CIFAR-10 LeNet, any other shape the ``mlp``.
     """
+
+    #: networks of the image shapes the paper's LeNets take
+    IMAGE_NETWORKS = {(1, 28, 28): "mnist_lenet", (3, 32, 32): "cifar10_lenet"}
 
     def __init__(
         self,
@@ -56,6 +62,7 @@ class Synthetic(TabularDataset):
         ratio_pollution: float = 0.0,
         val_fraction: float = 0.1,
         seed: int = 0,
+        image_shape: list[int] | tuple[int, ...] | None = None,
     ) -> None:
         super().__init__(
             root=root,
@@ -69,6 +76,13 @@ class Synthetic(TabularDataset):
             seed=seed,
         )
         self.n_samples = int(n_samples)
+        self.image_shape = image_shape
+        if image_shape is not None:
+            shape = tuple(int(d) for d in image_shape) if isinstance(image_shape, (list, tuple)) else ()
+            if len(shape) != 3 or min(shape) < 1:
+                raise InvalidInputError(f"image_shape must be [channels, height, width], got {image_shape!r}")
+            self.sample_shape = shape
+            n_features = int(np.prod(shape))
         self.n_features = int(n_features)
         self.anomaly_fraction = float(anomaly_fraction)
         if self.n_features < 1:
@@ -83,6 +97,11 @@ class Synthetic(TabularDataset):
                 " least 2 (raise n_samples)"
             )
         check_binary_params(self, "the synthetic dataset")
+
+    @property
+    def network(self) -> str:
+        """The LeNet of the paper for its image shapes, else ``mlp``."""
+        return self.IMAGE_NETWORKS.get(self.sample_shape or (), self.default_network)
 
     def _n_anomalies(self) -> int:
         return int(round(self.anomaly_fraction * self.n_samples))
