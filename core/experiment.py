@@ -16,7 +16,7 @@ import yaml
 from .callbacks import Callback
 from .errors import SpecError
 from .metrics import auprc, auroc
-from .registry import create_dataset, create_detector, get, warn_broken
+from .registry import create_dataset, create_detector, get
 from .serialize import to_json
 from .training import configure_threads
 
@@ -167,7 +167,6 @@ def run_experiment(
     """
     from .tracking import Tracker
 
-    warn_broken()
     seed = resolve_seed(spec.seed)
     configure_threads(spec.threads)
     tracker = tracker or Tracker(spec.tracking_uri, spec.experiment)
