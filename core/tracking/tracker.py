@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 from ..errors import SadkitError
 from .run import RunLogger
 from .store import DEFAULT_EXPERIMENT, PARENT_TAG, check_reachable, quiet, resolve_tracking_uri, terminate
+from .template import create_from_template
 
 
 class Tracker:
@@ -36,6 +37,7 @@ class Tracker:
         check_reachable(self.tracking_uri)
         try:
             with quiet("mlflow.store.db.utils", logging.WARNING), quiet("alembic", logging.WARNING):
+                create_from_template(self.tracking_uri)  # a new SQLite store: a copy, not 100 migrations
                 self.client = MlflowClient(tracking_uri=self.tracking_uri)
                 self.experiment_id = self._experiment_id()
         except MlflowException as err:
