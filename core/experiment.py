@@ -165,11 +165,11 @@ def run_experiment(
     The run ends FAILED (and keeps what it logged) when anything raises, except for the exception
     types of ``stop_on`` (e.g. a pruned trial): those end it KILLED with the given tags.
     """
-    from .tracking import Tracker
+    from .tracking import shared_tracker
 
     seed = resolve_seed(spec.seed)
     configure_threads(spec.threads)
-    tracker = tracker or Tracker(spec.tracking_uri, spec.experiment)
+    tracker = tracker or shared_tracker(spec.tracking_uri, spec.experiment)
     dataset, detector = build(spec, seed)
     parts = [spec.detector, spec.dataset, getattr(dataset, "name", None), f"seed{seed}"]
     run_name = spec.run_name or "-".join(str(p) for p in parts if p)

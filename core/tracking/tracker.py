@@ -155,3 +155,22 @@ class Tracker:
         if tags:
             self.set_run_tags(run_id, tags)
         terminate(self.client, run_id, RunStatus.to_string(RunStatus.from_string(status)))
+
+
+#: the Trackers of this process, by store and experiment (see :func:`shared_tracker`)
+_shared: dict[tuple[str, str, str], Tracker] = {}
+
+
+def shared_tracker(tracking_uri: str | None = None, experiment: str | None = None) -> Tracker:
+    """This process's :class:`Tracker` of a store and experiment, opened on first use.
+
+    A process that runs many experiments (the cells of a reproduction, in the parent or in a pool's
+    workers) opens its store and looks up its experiment once instead of once per run.
+    """
+    uri = resolve_tracking_uri(tracking_uri)
+    name = experiment or DEFAULT_EXPERIMENT
+    relative_to = os.getcwd() if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////") else ""
+    key = (uri, name, relative_to)
+    if key not in _shared:
+        _shared[key] = Tracker(uri, name)
+    return _shared[key]
