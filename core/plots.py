@@ -53,7 +53,8 @@ def score_histogram(y_true: np.ndarray, scores: np.ndarray, split: str = "test")
         part = scores[(y_true == label) & np.isfinite(scores)]
         if part.size:
             weights = np.full(part.size, 1.0 / part.size)  # each class sums to 1, whatever its size
-            ax.hist(part, bins=bins, weights=weights, alpha=0.6, label=f"{name} ({part.size})")
+            # one filled outline per class: it looks like 50 edge-less bars and draws in a fraction of the time
+            ax.hist(part, bins=bins, weights=weights, alpha=0.6, label=f"{name} ({part.size})", histtype="stepfilled")
     ax.set(xlabel="anomaly score", ylabel="fraction of the class", title=f"scores ({split})")
     ax.legend()
     return fig
