@@ -158,7 +158,7 @@ class Tracker:
 
 
 #: the Trackers of this process, by store and experiment (see :func:`shared_tracker`)
-_shared: dict[tuple[str, str, str], Tracker] = {}
+_shared: dict[tuple[str | None, ...], Tracker] = {}
 
 
 def shared_tracker(tracking_uri: str | None = None, experiment: str | None = None) -> Tracker:
@@ -170,7 +170,9 @@ def shared_tracker(tracking_uri: str | None = None, experiment: str | None = Non
     uri = resolve_tracking_uri(tracking_uri)
     name = experiment or DEFAULT_EXPERIMENT
     relative_to = os.getcwd() if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////") else ""
-    key = (uri, name, relative_to)
+    # under `mlflow run` a Tracker takes the experiment of the run it adopts, and later ones the named one
+    launched = (os.environ.get("MLFLOW_EXPERIMENT_ID"), os.environ.get("MLFLOW_RUN_ID"))
+    key = (uri, name, relative_to, *launched)
     if key not in _shared:
         _shared[key] = Tracker(uri, name)
     return _shared[key]
