@@ -222,6 +222,7 @@ def test_console_script_is_installed():
     assert out.returncode == 0 and "run" in out.stdout and "plugins" in out.stdout
 
 
+@pytest.mark.slow
 def test_a_killed_run_ends_killed_not_running(tracking_uri, tmp_path):
     """A real `kill` (SIGTERM) of `sadkit run` mid-training leaves the MLflow run KILLED."""
     import os
