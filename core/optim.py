@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import torch
 
@@ -164,21 +164,13 @@ class Adam:
         bias_correction2 = 1 - beta2**step
         step_size = lr / bias_correction1
         bias_correction2_sqrt = bias_correction2**0.5
-        for param in self.params:
-            grad = param.grad
-            if grad is None:
-                continue
-            state = self._moments(param)
+        for param, grad, state in self._with_grads():
             exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
             if weight_decay != 0:
                 grad = grad.add(param, alpha=weight_decay)
             exp_avg.lerp_(grad, 1 - beta1)
             exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-            if self.amsgrad:
-                torch.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
-                denom = (state["max_exp_avg_sq"].sqrt() / bias_correction2_sqrt).add_(eps)
-            else:
-                denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
+            denom = self._denominator(state, bias_correction2_sqrt, eps)
             param.addcdiv_(exp_avg, denom, value=-step_size)
 
     def _per_model_step(self) -> None:
@@ -193,11 +185,7 @@ class Adam:
         per_step = [[-s for s in step_size], [(1 - b2**step) ** 0.5 for b2 in beta2]]
         decays = _each(self.weight_decay, n)
         this_step: dict[tuple[torch.device, int, torch.dtype], list[torch.Tensor]] = {}
-        for param in self.params:
-            grad = param.grad
-            if grad is None:
-                continue
-            state = self._moments(param)
+        for param, grad, state in self._with_grads():
             exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
             k = self._constants(param)
             key = (param.device, param.dim(), param.dtype)
@@ -208,12 +196,24 @@ class Adam:
                 grad = torch.addcmul(grad, param, k["weight_decay"])
             exp_avg.lerp_(grad, k["one_minus_beta1"])
             exp_avg_sq.mul_(k["beta2"]).addcmul_(grad * k["one_minus_beta2"], grad)
-            if self.amsgrad:
-                torch.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
-                denom = (state["max_exp_avg_sq"].sqrt() / bias_correction2_sqrt).add_(k["eps"])
-            else:
-                denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(k["eps"])
+            denom = self._denominator(state, bias_correction2_sqrt, k["eps"])
             param.addcdiv_(exp_avg * neg_step_size, denom)
+
+    def _with_grads(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]]:
+        """``(param, grad, moments)`` of every parameter that has a gradient."""
+        for param in self.params:
+            if param.grad is not None:
+                yield param, param.grad, self._moments(param)
+
+    def _denominator(
+        self, state: dict[str, torch.Tensor], bias_correction2_sqrt: float | torch.Tensor, eps: float | torch.Tensor
+    ) -> torch.Tensor:
+        """``sqrt(v) / sqrt(1 - beta2 ** t) + eps``, v the second moment (its running maximum with AMSGrad)."""
+        second = state["exp_avg_sq"]
+        if self.amsgrad:
+            torch.maximum(state["max_exp_avg_sq"], second, out=state["max_exp_avg_sq"])
+            second = state["max_exp_avg_sq"]
+        return (second.sqrt() / bias_correction2_sqrt).add_(eps)
 
     def _broadcast(self, rows: list[list[float]], param: torch.Tensor) -> list[torch.Tensor]:
         """Per-model values as tensors of shape ``(S, 1, ..., 1)`` on ``param``'s device and dtype (one copy)."""
