@@ -11,7 +11,7 @@
 #   5. benchmarks/stacked.py --device cuda, when it exists                     -> stacked.log
 #
 # On a machine without sadkit's dependencies (the device machine has torch, scikit-learn, pandas, h5py,
-# typer and rich, but no mlflow, optuna or stevedore), wheels in .whl/ are installed into /tmp/site first;
+# typer and rich, but no mlflow or optuna), wheels in .whl/ are installed into /tmp/site first;
 # data come from $SADKIT_DATA, else .gpudata/ (a copy of ../shared/data), else ../shared/data. Preparing
 # them on this (CPU) machine, from the repository root:
 #
@@ -32,7 +32,7 @@ fi
 T0=$(date +%s)
 step() { echo "== $(($(date +%s) - T0)) s: $*"; }
 
-if ! python3 -c "import sadkit, mlflow, optuna, stevedore" 2>/dev/null; then
+if ! python3 -c "import sadkit, mlflow, optuna" 2>/dev/null; then
     step "installing the carried wheels and sadkit into /tmp/site"
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
         || exit 1

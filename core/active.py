@@ -31,7 +31,7 @@ import numpy as np
 from .errors import InvalidInputError, SpecError
 from .experiment import detector_params, resolve_seed
 from .metrics import auprc, auroc
-from .registry import create_dataset, create_detector, get, warn_broken
+from .registry import create_dataset, create_detector, get
 from .serialize import to_json
 from .training import configure_threads
 
@@ -286,7 +286,6 @@ def run_active(
     """
     from .tracking import Tracker
 
-    warn_broken()
     _check_spec(spec)
     seed = resolve_seed(spec.seed)
     configure_threads(spec.threads)

@@ -18,7 +18,7 @@ import yaml
 from .callbacks import Callback
 from .errors import SadkitWarning, SpecError
 from .metrics import auprc, auroc
-from .registry import create_dataset, create_detector, get, warn_broken
+from .registry import create_dataset, create_detector, get
 from .serialize import to_json
 from .training import configure_threads
 
@@ -189,9 +189,8 @@ def run_experiment(
     run behind. The run ends FAILED (and keeps what it logged) when anything raises later, except for the
     exception types of ``stop_on`` (e.g. a pruned trial): those end it KILLED with the given tags.
     """
-    from .tracking import Tracker
+    from .tracking import shared_tracker
 
-    warn_broken()
     seed = resolve_seed(spec.seed)
     configure_threads(spec.threads)
     dataset, _ = build(spec, seed)  # a bad detector parameter fails here, before any data are read
@@ -208,7 +207,7 @@ def run_experiment(
             stacklevel=2,
         )
     defaults = dataset.detector_defaults(len(train))
-    tracker = tracker or Tracker(spec.tracking_uri, spec.experiment)
+    tracker = tracker or shared_tracker(spec.tracking_uri, spec.experiment)
     parts = [spec.detector, spec.dataset, getattr(dataset, "name", None), f"seed{seed}"]
     run_name = spec.run_name or "-".join(str(p) for p in parts if p)
     run_tags = {"sadkit.detector": spec.detector, "sadkit.dataset": spec.dataset, **(tags or {})}

@@ -14,6 +14,7 @@ from typing import Any
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, NullLocator
 
 from .metrics import auroc, roc
 
@@ -47,13 +48,18 @@ def score_histogram(y_true: np.ndarray, scores: np.ndarray, split: str = "test")
     if log_x:
         bins = np.geomspace(finite.min(), finite.max(), 50)
         ax.set_xscale("log")
+        # decades labelled as plain numbers, no minor ticks: the default's mathtext labels and eight minor
+        # ticks per decade were half the drawing time of a figure logged with every run
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     else:
         bins = np.histogram_bin_edges(finite, bins=50) if finite.size else 10
     for label, name in ((0, "normal"), (1, "anomaly")):
         part = scores[(y_true == label) & np.isfinite(scores)]
         if part.size:
             weights = np.full(part.size, 1.0 / part.size)  # each class sums to 1, whatever its size
-            ax.hist(part, bins=bins, weights=weights, alpha=0.6, label=f"{name} ({part.size})")
+            # one filled outline per class: it looks like 50 edge-less bars and draws in a fraction of the time
+            ax.hist(part, bins=bins, weights=weights, alpha=0.6, label=f"{name} ({part.size})", histtype="stepfilled")
     ax.set(xlabel="anomaly score", ylabel="fraction of the class", title=f"scores ({split})")
     ax.legend()
     return fig

@@ -1,20 +1,19 @@
-"""The plugin registry: detectors, networks and datasets found through entry points (stevedore).
+"""The plugin registry: detectors, networks and datasets found through entry points.
 
-This is the only module that imports stevedore. Groups are ``sadkit.detectors``,
-``sadkit.networks`` and ``sadkit.datasets``. An unknown name is an error listing the installed
-names; a plugin that fails to import is reported with its distribution and the error; two
-distributions claiming one name is an error naming both.
+Groups are ``sadkit.detectors``, ``sadkit.networks`` and ``sadkit.datasets``. Listing reads the
+installed distributions' entry-point metadata (``importlib.metadata``) and imports nothing; a plugin
+is imported when it is used (:func:`get`), or by :func:`list_plugins` with ``check=True`` (``sadkit
+plugins list --check``). An unknown name is an error listing the installed names; a plugin that fails
+to import is reported with its distribution and the error; two distributions claiming one name is an
+error naming both.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
-
-from stevedore import ExtensionManager
 
 from .errors import DuplicatePluginError, PluginLoadError, PluginNotFoundError
 
@@ -27,7 +26,7 @@ GROUPS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class PluginInfo:
-    """One registered entry point."""
+    """One registered entry point (``error`` is set only where it was imported and failed)."""
 
     group: str
     name: str
@@ -42,13 +41,16 @@ class PluginInfo:
         return d
 
 
-@dataclass
-class _Group:
-    plugins: dict[str, Any]
-    infos: list[PluginInfo]
+@dataclass(frozen=True)
+class _Entry:
+    info: PluginInfo
+    entry_point: importlib.metadata.EntryPoint
 
 
-_loaded: dict[str, _Group] = {}
+#: namespace -> its entry points, from one scan of the installed distributions
+_entries: dict[str, list[_Entry]] = {}
+#: (namespace, name, distribution) -> the loaded object, or the exception its import raised
+_loaded: dict[tuple[str, str, str], Any] = {}
 
 
 def _group_key(group: str) -> str:
@@ -59,106 +61,93 @@ def _group_key(group: str) -> str:
     raise PluginNotFoundError(f"unknown plugin group {group!r}; the groups are {', '.join(GROUPS)}")
 
 
-def _distributions(namespace: str) -> dict[tuple[str, str], list[str]]:
-    """(name, value) -> the distributions declaring that entry point."""
-    owners: dict[tuple[str, str], list[str]] = {}
-    for dist in importlib.metadata.distributions():
-        dist_name = dist.metadata["Name"] or "?"
-        for ep in dist.entry_points:
-            if ep.group == namespace:
-                names = owners.setdefault((ep.name, ep.value), [])
-                if dist_name not in names:
-                    names.append(dist_name)
-    return owners
+def _scan() -> dict[str, list[_Entry]]:
+    """Every sadkit entry point of every installed distribution (metadata only: nothing is imported).
+
+    A distribution found twice on ``sys.path`` counts once (the first, as ``importlib.metadata.entry_points``
+    does); one name declared by two distributions gives two entries, which :func:`get` reports.
+    """
+    if not _entries:
+        found: dict[str, list[_Entry]] = {namespace: [] for namespace in GROUPS.values()}
+        seen: set[str] = set()
+        for dist in importlib.metadata.distributions():
+            dist_name = dist.metadata["Name"] or "?"
+            key = dist_name.lower().replace("_", "-")
+            if key in seen:
+                continue
+            seen.add(key)
+            for ep in dist.entry_points:
+                if ep.group in found:
+                    info = PluginInfo(group=ep.group, name=ep.name, value=ep.value, distribution=dist_name)
+                    found[ep.group].append(_Entry(info, ep))
+        for namespace, entries in found.items():
+            _entries[namespace] = sorted(entries, key=lambda e: (e.info.name, e.info.distribution))
+    return _entries
 
 
-def _load_group(group: str) -> _Group:
-    namespace = _group_key(group)
-    if namespace in _loaded:
-        return _loaded[namespace]
-    failures: dict[tuple[str, str], BaseException] = {}
+def _load(entry: _Entry) -> Any:
+    """The object ``entry`` names, imported once; an import error is kept and raised again on every use."""
+    key = (entry.info.group, entry.info.name, entry.info.distribution)
+    if key not in _loaded:
+        try:
+            _loaded[key] = entry.entry_point.load()
+        except Exception as err:  # noqa: BLE001 - whatever a plugin raises on import is reported, not fatal
+            _loaded[key] = err
+    return _loaded[key]
 
-    def on_failure(_manager: Any, entry_point: Any, error: BaseException) -> None:
-        failures[(entry_point.name, entry_point.value)] = error
 
-    manager = ExtensionManager(namespace, invoke_on_load=False, on_load_failure_callback=on_failure)
-    owners = _distributions(namespace)
-    infos: list[PluginInfo] = []
-    plugins: dict[str, Any] = {}
-    for ep in manager.list_entry_points():
-        error = failures.get((ep.name, ep.value))
-        # one row per declaring distribution, so the same entry point shipped twice is a duplicate
-        for dist in owners.get((ep.name, ep.value), ["?"]):
-            infos.append(
-                PluginInfo(
-                    group=namespace,
-                    name=ep.name,
-                    value=ep.value,
-                    distribution=dist,
-                    error=None if error is None else f"{type(error).__name__}: {error}",
-                )
-            )
-    for ext in manager.extensions:
-        plugins.setdefault(ext.name, ext.plugin)
-    loaded = _Group(plugins=plugins, infos=sorted(infos, key=lambda i: (i.name, i.distribution)))
-    _loaded[namespace] = loaded
-    return loaded
+def _error(entry: _Entry) -> str | None:
+    loaded = _load(entry)
+    return f"{type(loaded).__name__}: {loaded}" if isinstance(loaded, Exception) else None
 
 
 def refresh() -> None:
     """Forget what was discovered (after installing or removing a plugin in this process)."""
+    _entries.clear()
     _loaded.clear()
-    ExtensionManager.ENTRY_POINT_CACHE.clear()
 
 
-def list_plugins(group: str | None = None) -> list[PluginInfo]:
-    """Every registered entry point of one group (or all groups), including ones that fail to load."""
-    groups = [group] if group else list(GROUPS)
-    return [info for g in groups for info in _load_group(g).infos]
+def list_plugins(group: str | None = None, check: bool = False) -> list[PluginInfo]:
+    """Every registered entry point of one group (or all groups), from metadata alone.
+
+    Args:
+        group: ``detectors``, ``networks`` or ``datasets`` (or the full group name); None for all.
+        check: import every plugin, so that ``error`` says which ones fail to import, and why.
+    """
+    namespaces = [_group_key(group)] if group else list(GROUPS.values())
+    entries = [entry for namespace in namespaces for entry in _scan()[namespace]]
+    if check:
+        return [replace(entry.info, error=_error(entry)) for entry in entries]
+    return [entry.info for entry in entries]
 
 
 def names(group: str) -> list[str]:
-    """The names of the plugins of ``group`` that load."""
-    return sorted(_load_group(group).plugins)
-
-
-def broken(group: str | None = None) -> list[PluginInfo]:
-    """Plugins that are registered but fail to import."""
-    return [info for info in list_plugins(group) if info.error]
-
-
-def warn_broken(group: str | None = None) -> None:
-    """Emit a warning for every plugin of ``group`` that fails to import (so none is hidden)."""
-    for info in broken(group):
-        warnings.warn(
-            f"plugin {info.name!r} ({info.group}) from distribution {info.distribution} failed to load: {info.error}",
-            stacklevel=2,
-        )
+    """The registered names of ``group`` (from metadata: a name listed here may still fail to import)."""
+    return sorted({entry.info.name for entry in _scan()[_group_key(group)]})
 
 
 def get(group: str, name: str) -> Any:
-    """The object a plugin's entry point names (a class or factory).
+    """The object a plugin's entry point names (a class or factory), imported on first use.
 
     Raises:
         PluginNotFoundError: no plugin of that name; the message lists the installed ones.
         PluginLoadError: the plugin is registered but fails to import.
         DuplicatePluginError: two entry points claim the name.
     """
-    loaded = _load_group(group)
     namespace = _group_key(group)
-    claims = [info for info in loaded.infos if info.name == name]
+    claims = [entry for entry in _scan()[namespace] if entry.info.name == name]
     if not claims:
-        available = ", ".join(sorted(loaded.plugins)) or "none"
+        available = ", ".join(names(namespace)) or "none"
         raise PluginNotFoundError(f"no {group.rsplit('.', 1)[-1].rstrip('s')} named {name!r}; installed: {available}")
     if len(claims) > 1:
-        who = " and ".join(f"{c.distribution} ({c.value})" for c in claims)
+        who = " and ".join(f"{c.info.distribution} ({c.info.value})" for c in claims)
         raise DuplicatePluginError(f"{namespace} name {name!r} is claimed twice: by {who}; uninstall one")
-    if claims[0].error:
+    error = _error(claims[0])
+    if error:
         raise PluginLoadError(
-            f"plugin {name!r} ({namespace}) from distribution {claims[0].distribution} failed to load:"
-            f" {claims[0].error}"
+            f"plugin {name!r} ({namespace}) from distribution {claims[0].info.distribution} failed to load: {error}"
         )
-    return loaded.plugins[name]
+    return _load(claims[0])
 
 
 def create_detector(name: str, /, **params: Any) -> Any:

@@ -3,9 +3,10 @@
 The whole training set lives in one tensor on the training device and batches are index slices of it:
 no per-sample ``__getitem__``, no DataLoader workers, and no host synchronisation inside the batch
 loop (the epoch loss is accumulated on the device and read once per epoch). Adam with weight decay
-and a MultiStepLR schedule stepped after each epoch, as the paper describes. Per phase, a
-:class:`Schedule` can switch on bfloat16 autocast (``amp``), channels-last memory format for image
-batches and ``torch.compile``.
+and a MultiStepLR schedule stepped after each epoch, as the paper describes (sadkit's own, in
+:mod:`sadkit.optim`: bit-identical to torch's on the CPU, without the ``torch._dynamo`` import that
+torch's optimisers cost every process). Per phase, a :class:`Schedule` can switch on bfloat16
+autocast (``amp``), channels-last memory format for image batches and ``torch.compile``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -23,6 +23,7 @@ from torch import nn
 
 from .callbacks import Callback, CallbackList
 from .errors import DeviceError, InvalidInputError
+from .optim import Adam, StepSchedule
 
 #: a loss function: (network, *batch tensors) -> scalar loss
 LossFn = Callable[..., torch.Tensor]
@@ -171,20 +172,16 @@ def train_network(
     if schedule.channels_last and tensors[0].dim() == 4:
         tensors = to_channels_last(net, tensors)
     model = torch.compile(net) if schedule.compile else net
-    optimizer = torch.optim.Adam(
-        net.parameters(), lr=schedule.lr, weight_decay=schedule.weight_decay, amsgrad=schedule.amsgrad
-    )
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=schedule.milestones, gamma=schedule.lr_gamma)
+    optimizer = Adam(net.parameters(), lr=schedule.lr, weight_decay=schedule.weight_decay, amsgrad=schedule.amsgrad)
+    scheduler = StepSchedule(optimizer, schedule.milestones, gamma=schedule.lr_gamma)
     has_batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
     losses: list[float] = []
     cb.on_phase_start(phase, schedule.n_epochs)
     try:
         for epoch in range(schedule.n_epochs):
             if schedule.reference_scheduler:  # the reference steps first, so each drop comes an epoch early
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", UserWarning)
-                    scheduler.step()
-            epoch_lr = optimizer.param_groups[0]["lr"]
+                scheduler.step()
+            epoch_lr = optimizer.lr
             net.train()
             order = torch.randperm(n, generator=generator).to(device, non_blocking=True)
             # BatchNorm cannot train on a batch of one sample: leave that sample out this epoch

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import math
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..active import STRATEGIES, ActiveResult, ActiveSpec, run_active
 from .common import err_console, handle_errors, json_safe, parse_pairs
+
+if TYPE_CHECKING:  # the command imports it when it runs, so that --help stays light
+    from ..active import ActiveResult
 
 
 def _ask(sample_id: int, description: str) -> int:
@@ -32,7 +35,7 @@ def active_command(
     oracle: str = typer.Option(
         "ground-truth", "--oracle", help="Who labels: ground-truth, prompt (you, y/n) or csv:PATH (columns id,label)."
     ),
-    strategy: str = typer.Option("top", "--strategy", help=f"Which samples to query: {', '.join(STRATEGIES)}."),
+    strategy: str = typer.Option("top", "--strategy", help="Which samples to query: top, uncertain, random."),
     param: list[str] = typer.Option(None, "--param", "-p", help="Detector parameter key=value (repeatable)."),
     data: list[str] = typer.Option(None, "--data", "-d", help="Dataset parameter key=value (repeatable)."),
     layer_param: list[str] = typer.Option(
@@ -59,6 +62,8 @@ def active_command(
       sadkit active deepsad odds -d name=cardio --budget 50 --per-round 10 --oracle csv:labels.csv --json
     """
     with handle_errors():
+        from ..active import ActiveSpec, run_active
+
         spec = ActiveSpec(
             detector=detector,
             dataset=dataset,

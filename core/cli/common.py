@@ -18,7 +18,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..callbacks import Callback
 from ..errors import SadkitError, SadkitWarning
-from ..serialize import to_json
 
 err_console = Console(stderr=True)
 
@@ -128,4 +127,6 @@ class ProgressCallback(Callback):
 
 def json_safe(value: Any) -> Any:
     """Strict JSON for stdout: NaN and infinity become null (see :func:`sadkit.serialize.to_json`)."""
+    from ..serialize import to_json
+
     return to_json(value, strict=True)

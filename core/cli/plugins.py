@@ -1,4 +1,4 @@
-"""``sadkit plugins``: what is installed, and whether a detector passes the conformance checks."""
+"""``sadkit plugins``: what is installed (and whether it imports), and whether a detector passes the checks."""
 
 from __future__ import annotations
 
@@ -18,22 +18,30 @@ plugins_app = typer.Typer(help="List installed plugins and check detectors.", no
 @plugins_app.command("list")
 def list_command(
     group: str | None = typer.Option(None, "--group", help="detectors, networks or datasets [default: all]."),
+    check: bool = typer.Option(
+        False, "--check", help="Import every plugin and show the ones that fail, with their error (slower)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list of {group, name, distribution, error}."),
 ) -> None:
-    """List every registered plugin, with its distribution; broken ones show their error."""
+    """List every registered plugin with its distribution (from package metadata: nothing is imported).
+
+    With --check every plugin is imported too: broken ones show their error and the command exits 1.
+    """
     with handle_errors():
-        infos = registry.list_plugins(group)
+        infos = registry.list_plugins(group, check=check)
         if as_json:
             rows = [{k: v for k, v in info.as_dict().items() if k != "value"} for info in infos]
             typer.echo(json.dumps(rows))
-            return
-        table = Table()
-        for column in ("group", "name", "distribution", "status"):
-            table.add_column(column)
-        for info in infos:
-            status = f"[red]failed: {info.error}[/]" if info.error else "ok"
-            table.add_row(info.group.split(".")[-1], info.name, info.distribution, status)
-        Console().print(table)
+        else:
+            table = Table()
+            for column in ("group", "name", "distribution", *(["status"] if check else [])):
+                table.add_column(column)
+            for info in infos:
+                status = [f"[red]failed: {escape(info.error)}[/]" if info.error else "ok"] if check else []
+                table.add_row(info.group.split(".")[-1], info.name, info.distribution, *status)
+            Console().print(table)
+    if any(info.error for info in infos):
+        raise typer.Exit(1)
 
 
 @plugins_app.command("check")

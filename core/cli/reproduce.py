@@ -7,7 +7,6 @@ from pathlib import Path
 
 import typer
 
-from ..reproduce import ReproductionSpec, reproduce
 from .common import err_console, handle_errors, json_safe
 
 
@@ -25,6 +24,8 @@ def reproduce_command(
     """Run every cell of SPEC (skipping cells already FINISHED in the MLflow store), then write a
     Markdown table, CSVs and a plot beside the paper's numbers, also logged to one parent run."""
     with handle_errors():
+        from ..reproduce import ReproductionSpec, reproduce
+
         parsed = ReproductionSpec.from_yaml(spec)
         if seeds is not None:
             parsed.seeds = parsed.seeds[:seeds]

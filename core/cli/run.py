@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from ..errors import SpecError
-from ..experiment import ExperimentResult, ExperimentSpec, run_experiment
 from .common import ProgressCallback, err_console, handle_errors, json_safe, parse_pairs
+
+if TYPE_CHECKING:  # the command imports them when it runs, so that --help stays light
+    from ..experiment import ExperimentResult, ExperimentSpec
 
 
 def run_command(
@@ -39,6 +42,8 @@ def run_command(
       sadkit run projects/quick.yaml --seed 3
     """
     with handle_errors():
+        from ..experiment import run_experiment
+
         spec = _spec(target, dataset, param, data)
         if seed is not None:
             spec.seed = seed
@@ -61,6 +66,8 @@ def run_command(
 
 
 def _spec(target: str, dataset: str | None, param: list[str] | None, data: list[str] | None) -> ExperimentSpec:
+    from ..experiment import ExperimentSpec
+
     if target.endswith((".yaml", ".yml")) or Path(target).is_file():
         if dataset is not None:
             raise SpecError(f"give either a spec file or DETECTOR DATASET, not both ({target} {dataset})")

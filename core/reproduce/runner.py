@@ -67,13 +67,13 @@ def reproduce(
     With ``report_only`` nothing is computed: the outputs hold the cells that already finished (a table
     entry from fewer seeds than the spec's says ``n=``), e.g. to look at a long reproduction half-way.
     """
-    from ..tracking import Tracker
+    from ..tracking import shared_tracker
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paper, source = spec.paper_values()
     preflight(spec)
-    tracker = Tracker(spec.tracking_uri, spec.experiment or spec.name)
+    tracker = shared_tracker(spec.tracking_uri, spec.experiment or spec.name)  # the cells run here share it
     cells = spec.cells()
     finished = tracker.finished_runs_by_tag(KEY_TAG)
     results: list[CellResult] = []

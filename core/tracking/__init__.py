@@ -37,7 +37,7 @@ from .store import (  # noqa: E402
     resolve_tracking_uri,
     terminate,
 )
-from .tracker import Tracker  # noqa: E402
+from .tracker import Tracker, shared_tracker  # noqa: E402
 
 __all__ = [
     "DEFAULT_EXPERIMENT",
@@ -53,5 +53,6 @@ __all__ = [
     "get_run",
     "load_model",
     "resolve_tracking_uri",
+    "shared_tracker",
     "terminate",
 ]

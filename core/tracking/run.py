@@ -189,7 +189,9 @@ class RunLogger:
 
 
 class _EpochLogger(Callback):
-    """Sends a fit's per-epoch logs to a run, buffered; flushed at the end of each phase."""
+    """Sends a fit's per-epoch logs to a run, buffered: they go out every ``flush_seconds`` during training
+    and with the run's next unbuffered metrics (its test metrics) or its end, not at the end of each phase,
+    which would put a store round trip inside the phase's timed epochs."""
 
     def __init__(self, logger: RunLogger) -> None:
         self.logger = logger
@@ -200,6 +202,3 @@ class _EpochLogger(Callback):
             if value is not None and not (isinstance(value, float) and math.isnan(value)):
                 metrics[f"{phase}_{key}"] = value
         self.logger.log_metrics(metrics, step=epoch, buffered=True)
-
-    def on_phase_end(self, phase: str) -> None:
-        self.logger.flush()

@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 from ..errors import SadkitError
 from .run import RunLogger
 from .store import DEFAULT_EXPERIMENT, PARENT_TAG, check_reachable, quiet, resolve_tracking_uri, terminate
+from .template import create_from_template
 
 
 class Tracker:
@@ -36,6 +37,7 @@ class Tracker:
         check_reachable(self.tracking_uri)
         try:
             with quiet("mlflow.store.db.utils", logging.WARNING), quiet("alembic", logging.WARNING):
+                create_from_template(self.tracking_uri)  # a new SQLite store: a copy, not 100 migrations
                 self.client = MlflowClient(tracking_uri=self.tracking_uri)
                 self.experiment_id = self._experiment_id()
         except MlflowException as err:
@@ -153,3 +155,24 @@ class Tracker:
         if tags:
             self.set_run_tags(run_id, tags)
         terminate(self.client, run_id, RunStatus.to_string(RunStatus.from_string(status)))
+
+
+#: the Trackers of this process, by store and experiment (see :func:`shared_tracker`)
+_shared: dict[tuple[str | None, ...], Tracker] = {}
+
+
+def shared_tracker(tracking_uri: str | None = None, experiment: str | None = None) -> Tracker:
+    """This process's :class:`Tracker` of a store and experiment, opened on first use.
+
+    A process that runs many experiments (the cells of a reproduction, in the parent or in a pool's
+    workers) opens its store and looks up its experiment once instead of once per run.
+    """
+    uri = resolve_tracking_uri(tracking_uri)
+    name = experiment or DEFAULT_EXPERIMENT
+    relative_to = os.getcwd() if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////") else ""
+    # under `mlflow run` a Tracker takes the experiment of the run it adopts, and later ones the named one
+    launched = (os.environ.get("MLFLOW_EXPERIMENT_ID"), os.environ.get("MLFLOW_RUN_ID"))
+    key = (uri, name, relative_to, *launched)
+    if key not in _shared:
+        _shared[key] = Tracker(uri, name)
+    return _shared[key]

@@ -87,12 +87,17 @@ def test_plugins_list_json(cli):
     assert all(set(r) <= {"group", "name", "distribution", "error"} for r in rows)
 
 
-def test_plugins_list_shows_a_broken_plugin(cli, fake_distribution):
+def test_plugins_list_check_shows_a_broken_plugin(cli, fake_distribution):
     fake_distribution("brokendist", {"sadkit.datasets": {"brokends": "no_such_module_xyz:Data"}})
-    rows = json.loads(cli("plugins", "list", "--json").stdout)
-    broken = [r for r in rows if r["name"] == "brokends"]
+    listed = cli("plugins", "list", "--json")  # metadata only: listed, not imported
+    assert listed.exit_code == 0
+    assert {"group": "sadkit.datasets", "name": "brokends", "distribution": "brokendist"} in json.loads(listed.stdout)
+    checked = cli("plugins", "list", "--check", "--json")
+    assert checked.exit_code == 1
+    broken = [r for r in json.loads(checked.stdout) if r["name"] == "brokends"]
     assert broken and broken[0]["distribution"] == "brokendist" and "no_such_module_xyz" in broken[0]["error"]
-    table = cli("plugins", "list")
+    assert all("error" not in r for r in json.loads(checked.stdout) if r["name"] != "brokends")
+    table = cli("plugins", "list", "--check")
     assert "brokends" in table.stdout and "failed" in table.stdout
     result = cli("run", "deepsad", "brokends")
     assert result.exit_code == 1
@@ -208,6 +213,7 @@ def test_console_script_is_installed():
     assert out.returncode == 0 and "run" in out.stdout and "plugins" in out.stdout
 
 
+@pytest.mark.slow
 def test_a_killed_run_ends_killed_not_running(tracking_uri, tmp_path):
     """A real `kill` (SIGTERM) of `sadkit run` mid-training leaves the MLflow run KILLED."""
     import os

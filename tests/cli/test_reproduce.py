@@ -95,6 +95,7 @@ def test_reproduce_writes_table_csv_plot_and_parent_run(tracking_uri, tmp_path):
         assert 0 < read_back[run_id] <= seconds + 0.01
 
 
+@pytest.mark.slow
 def test_interrupted_reproduction_resumes_without_recomputing(tracking_uri, tmp_path):
     """A real SIGTERM half-way; the restart computes exactly the cells that had not finished."""
     spec = _spec(tmp_path, seeds=6)  # 24 cells: plenty still to do when the signal comes
@@ -124,6 +125,7 @@ def test_interrupted_reproduction_resumes_without_recomputing(tracking_uri, tmp_
     assert set(keys) == all_keys
 
 
+@pytest.mark.slow
 def test_parallel_workers(tracking_uri, tmp_path):
     result = CliRunner().invoke(
         app, ["reproduce", str(_spec(tmp_path, seeds=1)), "--out", str(tmp_path / "o"), "--workers", "2", "--json"]
@@ -216,6 +218,7 @@ def _mlflow_run(args: list[str], tracking_uri: str, tmp_path: Path, **env_extra:
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_mlflow_run_main_entry_point(tracking_uri, tmp_path, odds_root):
     """`mlflow run . -e main -P spec=projects/quick.yaml --env-manager local` logs one complete run."""
     # (run from a scratch folder, so the spec path is absolute; from the repository root it is relative)
@@ -233,6 +236,7 @@ def test_mlflow_run_main_entry_point(tracking_uri, tmp_path, odds_root):
     assert "test_auroc" in run.data.metrics
 
 
+@pytest.mark.slow
 def test_mlflow_run_reproduce_entry_point(tracking_uri, tmp_path):
     spec = _spec(tmp_path, seeds=1)
     done = _mlflow_run(["-e", "reproduce", "-P", f"spec={spec}", "-P", f"out={tmp_path / 'o'}"], tracking_uri, tmp_path)

@@ -9,7 +9,7 @@ from sadkit.errors import DuplicatePluginError, PluginLoadError, PluginNotFoundE
 
 
 def test_builtins_are_registered_by_entry_point():
-    infos = {(i.group, i.name): i for i in registry.list_plugins()}
+    infos = {(i.group, i.name): i for i in registry.list_plugins(check=True)}
     for group, name in [
         ("sadkit.detectors", "deepsad"),
         ("sadkit.detectors", "deepsvdd"),
@@ -50,15 +50,15 @@ def test_broken_plugin_is_reported_with_distribution_and_error(fake_distribution
         "brokenplug",
         {"sadkit.detectors": {"broken": "brokenplug_missing_module:Broken"}},
     )
-    infos = [i for i in registry.list_plugins("detectors") if i.name == "broken"]
+    # listed from metadata without being imported; the check imports it and says why it fails
+    assert [i.error for i in registry.list_plugins("detectors") if i.name == "broken"] == [None]
+    assert "broken" in registry.names("detectors")
+    infos = [i for i in registry.list_plugins("detectors", check=True) if i.name == "broken"]
     assert len(infos) == 1
     assert infos[0].distribution == "brokenplug"
     assert "ModuleNotFoundError" in infos[0].error and "brokenplug_missing_module" in infos[0].error
-    assert "broken" not in registry.names("detectors")
     with pytest.raises(PluginLoadError, match="distribution brokenplug failed to load.*ModuleNotFoundError"):
         registry.get("detectors", "broken")
-    with pytest.warns(UserWarning, match="'broken'.*brokenplug"):
-        registry.warn_broken("detectors")
     # the other detectors still work
     assert registry.get("detectors", "deepsad").__name__ == "DeepSAD"
 
