@@ -213,12 +213,11 @@ def entry_point_name(group: str, value: str) -> tuple[str, str, str] | None:
     Returns ``(name, distribution, version)``, or None when no distribution registers that value. Nothing is
     imported: a saved detector names its class this way, and loading resolves the name through :func:`get`.
     """
-    namespace = _group_key(group)
-    for (name, ep_value), dists in _distributions(namespace).items():
-        if ep_value == value:
+    for entry in _scan()[_group_key(group)]:
+        if entry.info.value == value:
             try:
-                version = importlib.metadata.version(dists[0])
+                version = importlib.metadata.version(entry.info.distribution)
             except importlib.metadata.PackageNotFoundError:  # pragma: no cover - a half-removed distribution
                 version = "?"
-            return name, dists[0], version
+            return entry.info.name, entry.info.distribution, version
     return None
