@@ -80,7 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="own-data-"))
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}"}
+    env = {
+        **os.environ,
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # `mlflow models serve` runs the venv's uvicorn
+    }
     transcript: list[str] = []
     write_files(args.root, folder)
     out = run([str(BIN / "sadkit"), "run", "deepsad", "table", "--data", "path=thyroid.csv", "--data",
@@ -98,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
     try:
-        for _ in range(240):
+        for _ in range(600):
+            if server.poll() is not None:
+                raise SystemExit(f"mlflow models serve stopped:\n{server.stdout.read()}")
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2):
                     break
