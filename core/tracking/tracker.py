@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -10,11 +9,10 @@ from typing import Any
 
 from mlflow.entities import RunStatus
 from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 
 from ..errors import SadkitError
 from .run import RunLogger
-from .store import DEFAULT_EXPERIMENT, PARENT_TAG, check_reachable, quiet, resolve_tracking_uri, terminate
+from .store import DEFAULT_EXPERIMENT, PARENT_TAG, open_client, resolve_tracking_uri, terminate
 
 
 class Tracker:
@@ -33,11 +31,9 @@ class Tracker:
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
         self.experiment = experiment or DEFAULT_EXPERIMENT
         self.last_run_id: str | None = None
-        check_reachable(self.tracking_uri)
+        self.client = open_client(self.tracking_uri)
         try:
-            with quiet("mlflow.store.db.utils", logging.WARNING), quiet("alembic", logging.WARNING):
-                self.client = MlflowClient(tracking_uri=self.tracking_uri)
-                self.experiment_id = self._experiment_id()
+            self.experiment_id = self._experiment_id()
         except MlflowException as err:
             raise SadkitError(f"cannot use the MLflow tracking store {self.tracking_uri}: {err.message}") from err
         except Exception as err:  # noqa: BLE001 - a missing driver, a refused connection, a bad URI
