@@ -31,6 +31,10 @@ class _State:
 state = _State()
 
 
+#: signals that stop a command like Ctrl-C (its run ends KILLED); SIGHUP does not exist on Windows
+STOP_SIGNALS = tuple(name for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
 def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"terminated by signal {signum}")
 
@@ -39,10 +43,14 @@ def _terminate(signum: int, frame: object) -> None:
 def handle_errors() -> Iterator[None]:
     """Print sadkit errors as one line on stderr and exit 1 (re-raise with --debug).
 
-    SIGTERM is handled like Ctrl-C, so an MLflow run stopped by ``kill`` ends KILLED, not RUNNING.
+    SIGTERM and SIGHUP (a closed terminal, a dropped SSH session) are handled like Ctrl-C, so an MLflow
+    run stopped by ``kill`` or a hang-up ends KILLED, not RUNNING. (SIGKILL cannot be handled: such a
+    run is ended by the heartbeat sweep, see :mod:`sadkit.tracking.heartbeat`.)
     """
+    previous_handlers = {}
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminate)
+        for name in STOP_SIGNALS:
+            previous_handlers[name] = signal.signal(getattr(signal, name), _terminate)
     with warnings.catch_warnings():
         warnings.simplefilter("always", PluginWarning)
         previous = warnings.showwarning
@@ -59,6 +67,8 @@ def handle_errors() -> Iterator[None]:
             raise typer.Exit(130) from None
         finally:
             warnings.showwarning = previous
+            for name, handler in previous_handlers.items():  # the caller's (a test runner's) handlers again
+                signal.signal(getattr(signal, name), handler)
 
 
 def _show_warning(previous):  # noqa: ANN001, ANN202

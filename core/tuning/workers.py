@@ -85,7 +85,10 @@ def _interrupt_once(signum: int, frame: object) -> None:
 
 def _worker_main(plan: _Plan) -> None:
     """Entry point of a spawned worker process."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the parent, which stops workers with SIGTERM
+    # Ctrl-C and a hang-up go to the parent too, which stops the workers with SIGTERM
+    for name in ("SIGINT", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _interrupt_once)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     try:
