@@ -154,7 +154,10 @@ def run_study(
     fail_stale_trials(study)
     trials = study.get_trials(deepcopy=False)
     counts = _counts(trials)
+    # trials still RUNNING count as running-and-will-finish here; those whose worker died are failed by
+    # their heartbeat later and then replaced (see workers._optimize)
     budget = max(0, spec.n_trials - counts["COMPLETE"] - counts["PRUNED"] - counts["RUNNING"] - counts["WAITING"])
+    running_at_start = tuple(t.number for t in trials if t.state == optuna.trial.TrialState.RUNNING)
     if spec.experiment.threads:
         threads: int | None = spec.experiment.threads
     else:
@@ -205,13 +208,15 @@ def run_study(
                 device=devices[i % len(devices)],
                 threads=threads,
                 in_parent=n_jobs == 1,
+                running_at_start=running_at_start,
+                started=started,
             )
             for i in range(n_jobs)
         ]
         if on_start is not None:
             on_start(counts["COMPLETE"] + counts["PRUNED"], spec.n_trials)
         try:
-            if budget > 0:
+            if budget > 0 or running_at_start:
                 if n_jobs == 1:
                     _optimize(plans[0], on_trial, tracker)
                 else:
