@@ -81,16 +81,28 @@ def _show_warning(previous):  # noqa: ANN001, ANN202
     return show
 
 
+class _ValueLoader(yaml.SafeLoader):
+    """YAML's safe loader without timestamps: ``2021-01-01`` stays the text typed (and ``0000-00-00``
+    cannot crash the date constructor)."""
+
+
+_ValueLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def parse_value(text: str) -> Any:
-    """A command-line value: int, float (``1e-4`` too), or YAML (lists, dicts, booleans, null)."""
+    """A command-line value: int, float (``1e-4`` too), or YAML (lists, dicts, booleans, null); the text
+    itself when it is none of these."""
     for convert in (int, float):
         try:
             return convert(text)
         except ValueError:
             pass
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
+        return yaml.load(text, Loader=_ValueLoader)  # noqa: S506 - a SafeLoader subclass
+    except (yaml.YAMLError, ValueError, RecursionError):
         return text
 
 
