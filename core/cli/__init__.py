@@ -17,7 +17,7 @@ app = typer.Typer(
     help="Semi-supervised anomaly detection: run experiments, list plugins. Runs are tracked in MLflow.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
 )
 
 

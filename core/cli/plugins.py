@@ -17,7 +17,7 @@ plugins_app = typer.Typer(help="List installed plugins and check detectors.", no
 
 @plugins_app.command("list")
 def list_command(
-    group: str | None = typer.Option(None, "--group", help="detectors, networks or datasets [default: all]."),
+    group: str | None = typer.Option(None, "--group", help="detectors, networks or datasets \\[default: all]."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list of {group, name, distribution, error}."),
 ) -> None:
     """List every registered plugin, with its distribution; broken ones show their error."""
