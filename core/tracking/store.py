@@ -138,10 +138,6 @@ def check_store(uri: str, timeout: float = STORE_TIMEOUT) -> None:
         raise _fail(uri, f"{type(err).__name__}: {first}") from err
 
 
-#: kept for callers of the earlier name
-check_reachable = check_store
-
-
 @contextmanager
 def store_lock(uri: str) -> Iterator[None]:
     """Hold a file lock beside a SQLite store (``FILE.db.lock``) while MLflow creates or migrates its schema,
