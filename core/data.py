@@ -9,6 +9,7 @@ The paper's sampling protocol itself lives in :mod:`sadkit.sampling` and is appl
 from __future__ import annotations
 
 import os
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -144,11 +145,24 @@ class Split:
         }
 
 
+def _real(values: Any, dtype: Any, name: str) -> np.ndarray:
+    """``np.asarray(values, dtype)``, refusing complex values as scikit-learn does (numpy would drop the
+    imaginary part with a warning)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", np.exceptions.ComplexWarning)
+            return np.asarray(values, dtype=dtype)
+    except np.exceptions.ComplexWarning as err:
+        raise InvalidInputError(f"{name} must hold real numbers, got complex values") from err
+
+
 def check_features(X: Any, *, name: str = "X", min_samples: int = 1) -> np.ndarray:
     """Return ``X`` as a float32 numpy array of at least 2 dimensions, or raise a clear error."""
     try:
-        arr = np.asarray(X, dtype=np.float32)
+        arr = _real(X, np.float32, name)
     except (TypeError, ValueError) as err:
+        if isinstance(err, InvalidInputError):
+            raise
         raise InvalidInputError(f"{name} must be numeric: {err}") from err
     if arr.ndim < 2:
         raise InvalidInputError(
@@ -191,8 +205,6 @@ def check_labels(y: Any, n: int, *, name: str = "y") -> np.ndarray:
         return np.full(n, UNLABELED, dtype=np.int64)
     arr = np.asarray(getattr(y, "to_numpy", lambda: y)())
     if arr.ndim == 2 and arr.shape[1] == 1:
-        import warnings
-
         from sklearn.exceptions import DataConversionWarning
 
         warnings.warn(
@@ -206,8 +218,10 @@ def check_labels(y: Any, n: int, *, name: str = "y") -> np.ndarray:
     if arr.dtype == bool:
         return arr.astype(np.int64)
     try:
-        values = arr.astype(np.float64)
+        values = _real(arr, np.float64, name)
     except (TypeError, ValueError) as err:
+        if isinstance(err, InvalidInputError):
+            raise
         raise InvalidInputError(
             f"{name} must hold 1 (anomaly), 0 (normal) and -1 or NaN (unlabeled); got values such as"
             f" {np.unique(arr.astype(str))[:5].tolist()}"

@@ -10,7 +10,8 @@ The indices and semi-supervised codes it returns are the paper's (+1 labeled nor
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,6 +96,19 @@ def sample_counts(
     return counts  # type: ignore[return-value]
 
 
+def _largest_ratio(fits: Callable[[float], bool], too_large: float) -> float:
+    """The largest ratio below ``too_large`` for which ``fits`` holds (it holds at 0 and, the counts
+    growing with the ratio, up to some point), rounded down to two significant digits for a message."""
+    low, high = 0.0, too_large
+    for _ in range(50):
+        mid = (low + high) / 2
+        low, high = (mid, high) if fits(mid) else (low, mid)
+    if low <= 0:
+        return 0.0
+    step = 10 ** (math.floor(math.log10(low)) - 1)
+    return math.floor(low / step) * step
+
+
 def semi_supervised_sample(
     labels: np.ndarray,
     normal_classes: Sequence[int],
@@ -126,19 +140,28 @@ def semi_supervised_sample(
 
     n_kn, n_un, n_ua, n_ka = sample_counts(len(idx_normal), r_n, r_a, r_p)
     if n_ka > len(idx_known_candidates):
+        largest = _largest_ratio(
+            lambda r: sample_counts(len(idx_normal), r_n, r, r_p)[3] <= len(idx_known_candidates), r_a
+        )
         raise InvalidInputError(
             f"ratio_known_outlier={r_a} asks for {n_ka} labeled anomalies but the training pool holds"
             f" only {len(idx_known_candidates)} of the known anomaly class(es)"
-            f" {list(known_outlier_classes)}; lower ratio_known_outlier"
+            f" {list(known_outlier_classes)}; lower ratio_known_outlier to {largest:g} or less"
         )
 
     known_anomaly = rng.permutation(idx_known_candidates)[:n_ka]
     remaining_outliers = np.setdiff1d(idx_outlier, known_anomaly)
     if n_ua > len(remaining_outliers):
+        if len(remaining_outliers):
+            largest = _largest_ratio(
+                lambda r: sample_counts(len(idx_normal), r_n, r_a, r)[2] <= len(remaining_outliers), r_p
+            )
+            todo = f"lower ratio_pollution to {largest:g} or less (or ratio_known_outlier)"
+        else:
+            todo = "set ratio_pollution to 0, or lower ratio_known_outlier"
         raise InvalidInputError(
             f"ratio_pollution={r_p} asks for {n_ua} unlabeled anomalies but only"
-            f" {len(remaining_outliers)} anomalies are left after drawing {n_ka} labeled ones;"
-            " lower ratio_pollution or ratio_known_outlier"
+            f" {len(remaining_outliers)} anomalies are left after drawing {n_ka} labeled ones; {todo}"
         )
     perm_normal = rng.permutation(idx_normal)
     return SemiSupervisedSample(

@@ -136,7 +136,7 @@ def iter_table(path: str | os.PathLike, chunk_rows: int | None = DEFAULT_CHUNK_R
                 raise InvalidInputError(f"{path}: a .npy table must be 2-D (rows x columns), got shape {array.shape}")
             step = len(array) if chunk_rows is None else chunk_rows
             columns = [f"x{i}" for i in range(array.shape[1])]
-            for start in range(0, len(array), max(step, 1)):
+            for start in range(0, max(len(array), 1), max(step, 1)):  # 0 rows: one empty frame
                 yield pd.DataFrame(np.asarray(array[start : start + step]), columns=columns)
         elif fmt == "npz":
             with np.load(path, allow_pickle=False) as npz:

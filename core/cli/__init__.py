@@ -9,6 +9,7 @@ from .common import state
 from .plugins import plugins_app
 from .reproduce import reproduce_command
 from .run import run_command
+from .runs import runs_app
 from .score import score_command
 from .study import study_command
 
@@ -17,7 +18,7 @@ app = typer.Typer(
     help="Semi-supervised anomaly detection: run experiments, list plugins. Runs are tracked in MLflow.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
 )
 
 
@@ -30,6 +31,7 @@ def _global(
 
 app.command("run", no_args_is_help=True)(run_command)
 app.add_typer(plugins_app, name="plugins")
+app.add_typer(runs_app, name="runs")
 app.command("study", no_args_is_help=True)(study_command)
 app.command("reproduce", no_args_is_help=True)(reproduce_command)
 app.command("active", no_args_is_help=True)(active_command)

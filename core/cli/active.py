@@ -45,10 +45,10 @@ def active_command(
     seed: int | None = typer.Option(0, "--seed", help="Seed for data, weights and random queries; -1 draws one."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     tracking_uri: str | None = typer.Option(
-        None, "--tracking-uri", help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db]."
+        None, "--tracking-uri", help="MLflow tracking URI \\[default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db]."
     ),
-    experiment: str | None = typer.Option(None, "--experiment", help="MLflow experiment name [default: sadkit]."),
-    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch [default: all cores]."),
+    experiment: str | None = typer.Option(None, "--experiment", help="MLflow experiment name \\[default: sadkit]."),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch \\[default: all cores]."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with the curve on stdout."),
 ) -> None:
     """Query labels round by round and track test AUROC and anomalies found against queries.

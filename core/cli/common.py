@@ -30,6 +30,10 @@ class _State:
 state = _State()
 
 
+#: signals that stop a command like Ctrl-C (its run ends KILLED); SIGHUP does not exist on Windows
+STOP_SIGNALS = tuple(name for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
 def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"terminated by signal {signum}")
 
@@ -38,10 +42,14 @@ def _terminate(signum: int, frame: object) -> None:
 def handle_errors() -> Iterator[None]:
     """Print sadkit errors as one line on stderr and exit 1 (re-raise with --debug).
 
-    SIGTERM is handled like Ctrl-C, so an MLflow run stopped by ``kill`` ends KILLED, not RUNNING.
+    SIGTERM and SIGHUP (a closed terminal, a dropped SSH session) are handled like Ctrl-C, so an MLflow
+    run stopped by ``kill`` or a hang-up ends KILLED, not RUNNING. (SIGKILL cannot be handled: such a
+    run is ended by the heartbeat sweep, see :mod:`sadkit.tracking.heartbeat`.)
     """
+    previous_handlers = {}
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminate)
+        for name in STOP_SIGNALS:
+            previous_handlers[name] = signal.signal(getattr(signal, name), _terminate)
     with warnings.catch_warnings():
         warnings.simplefilter("always", SadkitWarning)
         previous = warnings.showwarning
@@ -58,6 +66,8 @@ def handle_errors() -> Iterator[None]:
             raise typer.Exit(130) from None
         finally:
             warnings.showwarning = previous
+            for name, handler in previous_handlers.items():  # the caller's (a test runner's) handlers again
+                signal.signal(getattr(signal, name), handler)
 
 
 def _show_warning(previous):  # noqa: ANN001, ANN202
@@ -70,16 +80,28 @@ def _show_warning(previous):  # noqa: ANN001, ANN202
     return show
 
 
+class _ValueLoader(yaml.SafeLoader):
+    """YAML's safe loader without timestamps: ``2021-01-01`` stays the text typed (and ``0000-00-00``
+    cannot crash the date constructor)."""
+
+
+_ValueLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def parse_value(text: str) -> Any:
-    """A command-line value: int, float (``1e-4`` too), or YAML (lists, dicts, booleans, null)."""
+    """A command-line value: int, float (``1e-4`` too), or YAML (lists, dicts, booleans, null); the text
+    itself when it is none of these."""
     for convert in (int, float):
         try:
             return convert(text)
         except ValueError:
             pass
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
+        return yaml.load(text, Loader=_ValueLoader)  # noqa: S506 - a SafeLoader subclass
+    except (yaml.YAMLError, ValueError, RecursionError):
         return text
 
 

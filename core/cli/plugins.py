@@ -17,7 +17,7 @@ plugins_app = typer.Typer(help="List installed plugins and check detectors.", no
 
 @plugins_app.command("list")
 def list_command(
-    group: str | None = typer.Option(None, "--group", help="detectors, networks or datasets [default: all]."),
+    group: str | None = typer.Option(None, "--group", help="detectors, networks or datasets \\[default: all]."),
     check: bool = typer.Option(
         False, "--check", help="Import every plugin and show the ones that fail, with their error (slower)."
     ),

@@ -12,7 +12,7 @@ from .common import err_console, handle_errors, json_safe
 
 def reproduce_command(
     spec: Path = typer.Argument(..., help="A reproduction spec (projects/*.yaml with kind: reproduction)."),
-    out: Path | None = typer.Option(None, "--out", help="Output folder [default: results/<spec name>]."),
+    out: Path | None = typer.Option(None, "--out", help="Output folder \\[default: results/<spec name>]."),
     workers: int = typer.Option(1, "--workers", min=1, help="Cells run in this many parallel processes."),
     seeds: int | None = typer.Option(None, "--seeds", help="Use only the first N seeds of the spec."),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="MLflow tracking URI."),

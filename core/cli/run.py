@@ -26,10 +26,10 @@ def run_command(
     seed: int | None = typer.Option(None, "--seed", help="Seed for data, weights and batches; -1 draws one."),
     device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N."),
     tracking_uri: str | None = typer.Option(
-        None, "--tracking-uri", help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db]."
+        None, "--tracking-uri", help="MLflow tracking URI \\[default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db]."
     ),
-    experiment: str | None = typer.Option(None, "--experiment", help="MLflow experiment name [default: sadkit]."),
-    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch [default: all cores]."),
+    experiment: str | None = typer.Option(None, "--experiment", help="MLflow experiment name \\[default: sadkit]."),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch \\[default: all cores]."),
     no_model: bool = typer.Option(False, "--no-model", help="Do not log the fitted detector as an MLflow model."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with the results on stdout."),
 ) -> None:

@@ -10,12 +10,11 @@ from typing import Any
 
 from mlflow.entities import RunStatus
 from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 
 from ..errors import SadkitError
+from .heartbeat import Heartbeat, SweptRun, sweep_stale_runs
 from .run import RunLogger
-from .store import DEFAULT_EXPERIMENT, PARENT_TAG, check_reachable, quiet, resolve_tracking_uri, terminate
-from .template import create_from_template
+from .store import DEFAULT_EXPERIMENT, PARENT_TAG, open_client, resolve_tracking_uri, terminate
 
 
 class Tracker:
@@ -30,22 +29,32 @@ class Tracker:
         SadkitError: the store does not answer or cannot be used.
     """
 
-    def __init__(self, tracking_uri: str | None = None, experiment: str | None = None) -> None:
+    def __init__(self, tracking_uri: str | None = None, experiment: str | None = None, sweep: bool = True) -> None:
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
         self.experiment = experiment or DEFAULT_EXPERIMENT
         self.last_run_id: str | None = None
-        check_reachable(self.tracking_uri)
+        self.client = open_client(self.tracking_uri)
+        #: runs whose process vanished, ended by the sweep when this store was opened
+        self.swept: list[SweptRun] = self._sweep() if sweep else []
         try:
-            with quiet("mlflow.store.db.utils", logging.WARNING), quiet("alembic", logging.WARNING):
-                create_from_template(self.tracking_uri)  # a new SQLite store: a copy, not 100 migrations
-                self.client = MlflowClient(tracking_uri=self.tracking_uri)
-                self.experiment_id = self._experiment_id()
+            self.experiment_id = self._experiment_id()
         except MlflowException as err:
             raise SadkitError(f"cannot use the MLflow tracking store {self.tracking_uri}: {err.message}") from err
         except Exception as err:  # noqa: BLE001 - a missing driver, a refused connection, a bad URI
             raise SadkitError(
                 f"cannot use the MLflow tracking store {self.tracking_uri}: {type(err).__name__}: {err}"
             ) from err
+
+    def _sweep(self) -> list[SweptRun]:
+        try:
+            return sweep_stale_runs(self.client)
+        except MlflowException as err:  # the sweep must not stop the work: the next one tries again
+            logging.getLogger("sadkit.tracking").debug("sweep of %s failed: %s", self.tracking_uri, err)
+            return []
+
+    def sweep(self, stale_after: float | None = None) -> list[SweptRun]:
+        """End the runs of this store whose process vanished (see :func:`sweep_stale_runs`)."""
+        return sweep_stale_runs(self.client, stale_after)
 
     def _experiment_id(self) -> str:
         launched_in = os.environ.get("MLFLOW_EXPERIMENT_ID")
@@ -73,6 +82,9 @@ class Tracker:
     ) -> Iterator[RunLogger]:
         """Open a run; it ends FINISHED, FAILED when the block raises, KILLED on Ctrl-C.
 
+        While it is open, a :class:`Heartbeat` thread beats for it (not for the run ``mlflow run`` created
+        and lends us: that process ends it itself), so a sweep can end it should this process vanish.
+
         ``stop_on`` maps exception types that stop a run on purpose (a pruned study trial) to tags:
         such a run ends KILLED with those tags instead of FAILED with an ``error`` tag.
         ``last_run_id`` holds the id of the run opened last (also while it is open).
@@ -91,6 +103,7 @@ class Tracker:
         self.last_run_id = run.info.run_id
         if adopted:
             logger.set_tags(all_tags)
+        heartbeat = None if adopted else Heartbeat(self.client, run.info.run_id).start()
         status = RunStatus.to_string(RunStatus.FAILED)
         try:
             yield logger
@@ -107,6 +120,8 @@ class Tracker:
             logger.set_tags({"error": f"{type(err).__name__}: {err}"[:5000]})
             raise
         finally:
+            if heartbeat is not None:
+                heartbeat.stop()
             logger.flush()
             terminate(self.client, run.info.run_id, status)
 

@@ -96,15 +96,25 @@ def _check_validation(spec: StudySpec) -> None:
     fail here, before any study or run exists."""
     for seed in spec.resolved_seeds():
         dataset, _ = build(spec.experiment, seed)
-        _, val, _ = dataset.load()
+        train, val, _ = dataset.load()
         y = np.asarray(val.y)
-        if len(y) == 0 or y.min() == y.max():
-            what = "is empty" if len(y) == 0 else f"holds {len(y)} samples, all {'anomalies' if y.min() else 'normal'}"
-            raise SadkitError(
-                f"the validation split of {spec.experiment.dataset} {spec.experiment.data.get('name', '')} (seed"
-                f" {seed}) {what}, so {spec.metric}, the objective of the study, is undefined; raise val_fraction"
-                " (e.g. --data val_fraction=0.25) or ratio_known_outlier"
+        if len(y) and y.min() != y.max():
+            continue
+        what = "is empty" if len(y) == 0 else f"holds {len(y)} samples, all {'anomalies' if y.min() else 'normal'}"
+        if len(y) and not y.min() and not np.asarray(train.y).any():
+            params = dataset.get_params()
+            todo = (
+                f"the training pool holds no anomaly at all (ratio_known_outlier={params.get('ratio_known_outlier')},"
+                f" ratio_pollution={params.get('ratio_pollution')}), so no validation split can have one: give"
+                " labeled anomalies, e.g. --data ratio_known_outlier=0.01 (or polluting ones, --data"
+                " ratio_pollution=0.01)"
             )
+        else:
+            todo = "raise val_fraction (e.g. --data val_fraction=0.25) or ratio_known_outlier"
+        raise SadkitError(
+            f"the validation split of {spec.experiment.dataset} {spec.experiment.data.get('name', '')} (seed"
+            f" {seed}) {what}, so {spec.metric}, the objective of the study, is undefined; {todo}"
+        )
 
 
 def _devices(spec: StudySpec) -> list[str | None]:
@@ -154,7 +164,10 @@ def run_study(
     fail_stale_trials(study)
     trials = study.get_trials(deepcopy=False)
     counts = _counts(trials)
+    # trials still RUNNING count as running-and-will-finish here; those whose worker died are failed by
+    # their heartbeat later and then replaced (see workers._optimize)
     budget = max(0, spec.n_trials - counts["COMPLETE"] - counts["PRUNED"] - counts["RUNNING"] - counts["WAITING"])
+    running_at_start = tuple(t.number for t in trials if t.state == optuna.trial.TrialState.RUNNING)
     if spec.experiment.threads:
         threads: int | None = spec.experiment.threads
     else:
@@ -205,13 +218,15 @@ def run_study(
                 device=devices[i % len(devices)],
                 threads=threads,
                 in_parent=n_jobs == 1,
+                running_at_start=running_at_start,
+                started=started,
             )
             for i in range(n_jobs)
         ]
         if on_start is not None:
             on_start(counts["COMPLETE"] + counts["PRUNED"], spec.n_trials)
         try:
-            if budget > 0:
+            if budget > 0 or running_at_start:
                 if n_jobs == 1:
                     _optimize(plans[0], on_trial, tracker)
                 else:

@@ -43,6 +43,11 @@ class _Plan:
     device: str | None = None
     threads: int | None = None
     in_parent: bool = True
+    #: trials RUNNING when this invocation opened the study: live workers elsewhere, or dead ones that
+    #: the heartbeat will fail (those are replaced, see :func:`_optimize`)
+    running_at_start: tuple[int, ...] = ()
+    #: when this invocation opened the study (time.time())
+    started: float = 0.0
 
 
 def _optimize(plan: _Plan, on_trial: Callable[[TrialInfo], None] | None = None, tracker: Tracker | None = None) -> int:
@@ -66,16 +71,37 @@ def _optimize(plan: _Plan, on_trial: Callable[[TrialInfo], None] | None = None, 
         fail_stale_trials(study)
         trials = study.get_trials(deepcopy=False)
         counts = _counts(trials)
-        if counts["COMPLETE"] + counts["PRUNED"] + counts["RUNNING"] + counts["WAITING"] >= plan.n_target:
+        finished = counts["COMPLETE"] + counts["PRUNED"]
+        if finished >= plan.n_target:
             break
-        if len(trials) - plan.start_count >= plan.budget:
-            break
+        attempts_left = plan.budget + _replaced(plan, trials) - (len(trials) - plan.start_count)
+        room = plan.n_target - finished - counts["RUNNING"] - counts["WAITING"]
+        if attempts_left <= 0 or room <= 0:
+            if not _suspects(plan, trials):
+                break  # the budget is spent, or the rest is running in live workers
+            time.sleep(min(1.0, spec.heartbeat))  # a dead worker's trial is failed by its heartbeat, then replaced
+            continue
         if isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(study):
             break
         with _quiet_optuna():
             study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=callbacks, gc_after_trial=False)
         n_run += 1
     return n_run
+
+
+def _replaced(plan: _Plan, trials: list[Any]) -> int:
+    """Trials that were RUNNING when the invocation started and have FAILED since (their worker died):
+    the budget counted them as running, so each gets a replacement."""
+    return sum(1 for t in trials if t.number in plan.running_at_start and t.state == optuna.trial.TrialState.FAIL)
+
+
+def _suspects(plan: _Plan, trials: list[Any]) -> bool:
+    """Whether a trial that was RUNNING when the invocation started still is, and may yet turn out dead:
+    its last heartbeat came before the start, so past 3 heartbeats (Optuna's grace period, see
+    ``open_storage``) and a margin it is either failed or alive."""
+    if time.time() > plan.started + 4 * plan.spec.heartbeat + 5:
+        return False
+    return any(t.number in plan.running_at_start and t.state == optuna.trial.TrialState.RUNNING for t in trials)
 
 
 def _interrupt_once(signum: int, frame: object) -> None:
@@ -85,7 +111,10 @@ def _interrupt_once(signum: int, frame: object) -> None:
 
 def _worker_main(plan: _Plan) -> None:
     """Entry point of a spawned worker process."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the parent, which stops workers with SIGTERM
+    # Ctrl-C and a hang-up go to the parent too, which stops the workers with SIGTERM
+    for name in ("SIGINT", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _interrupt_once)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     try:

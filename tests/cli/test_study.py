@@ -219,3 +219,33 @@ def test_two_invocations_share_one_postgresql_study(tracking_uri, tmp_path):
         assert sum(r["n_run"] for r in results) >= 4 and len({r["parent_run_id"] for r in results}) == 2
     finally:
         optuna.delete_study(study_name=name, storage=url)
+
+
+@pytest.mark.slow
+def test_a_study_resumed_at_once_after_kill_9_runs_every_trial_asked(tracking_uri, tmp_path):
+    """Resumed right after kill -9 (before the dead trial's heartbeat is stale), the study used to count
+    that trial as running-and-will-finish and stop one short (5 of 6 complete, exit 0). Now the dead
+    trial is waited for until the heartbeat fails it, then replaced."""
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    args = [
+        "deepsad",
+        "synthetic",
+        *["-p", "n_epochs=200", "-p", "ae_n_epochs=1", "-p", "lr_milestones=[100]", "-p", "ae_lr_milestones=[1]"],
+        *["-d", "n_samples=400", "--threads", "1", "--sampler", "random", "--pruner", "none"],
+        # 10 s heartbeats: the killed trial stays RUNNING (grace 30 s) while the second invocation starts,
+        # even on a loaded machine (a start took 15 s there); with 1 s the start alone outlived the grace
+        *["--storage", storage, "--study-name", "resume", "--n-trials", "2", "--heartbeat", "10"],
+    ]
+    proc = _start(args, tmp_path)
+    killed = _wait_running(storage, "resume", proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert _states(storage, "resume")[killed] == "RUNNING"
+
+    proc = _start([*args, "--json"], tmp_path)  # at once: the killed trial still looks RUNNING
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    result = json.loads(out)
+    assert result["n_complete"] == 2 and result["n_failed"] == 1, result
+    states = _states(storage, "resume")
+    assert states[killed] == "FAIL" and states.count("COMPLETE") == 2

@@ -427,3 +427,32 @@ def test_dataset_root_and_params(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert ds.network == "mlp"
     monkeypatch.delenv("SADKIT_DATA")
     assert default_data_root().name == "data"
+
+
+@pytest.mark.parametrize(
+    "counts,ratios",
+    [
+        ({1: 5, 2: 100}, (0.0, 0.01, 0.0)),
+        ({1: 56}, (0.0, 0.05, 0.0)),
+        ({1: 40}, (0.0, 0.01, 0.05)),
+        ({1: 56}, (0.0, 0.0, 0.5)),
+    ],
+)
+def test_a_ratio_too_large_says_the_largest_that_works(counts, ratios) -> None:
+    """The hint names a ratio (README's thyroid at 5% said only "lower ratio_known_outlier"), and it works."""
+    import re
+
+    labels = pool(2000, counts)
+    with pytest.raises(InvalidInputError) as info:
+        semi_supervised_sample(labels, [0], sorted(counts), [1], *ratios, np.random.default_rng(0))
+    name, largest = re.search(r"lower (ratio_\w+) to ([\d.e-]+) or less", str(info.value)).groups()
+    fixed = list(ratios)
+    fixed[("ratio_known_normal", "ratio_known_outlier", "ratio_pollution").index(name)] = float(largest)
+    assert 0 < float(largest) < max(ratios)
+    semi_supervised_sample(labels, [0], sorted(counts), [1], *fixed, np.random.default_rng(0))
+
+
+def test_pollution_with_no_anomaly_left_says_to_set_it_to_zero() -> None:
+    labels = pool(1000, {1: 10})  # the 10 labeled anomalies take them all
+    with pytest.raises(InvalidInputError, match="set ratio_pollution to 0, or lower ratio_known_outlier"):
+        semi_supervised_sample(labels, [0], [1], [1], 0.0, 0.01, 0.05, np.random.default_rng(0))

@@ -365,7 +365,13 @@ def test_an_existing_study_with_another_direction_or_metric(tmp_path, tracking_u
 
 
 def test_a_validation_split_without_anomalies_is_a_clear_error(tmp_path, tracking_uri):
+    """With no anomaly in the whole training pool, "raise val_fraction" cannot help: it says to give some."""
     spec = _spec(tmp_path, tracking_uri, data={"n_samples": 400, "ratio_known_outlier": 0.0})
+    with pytest.raises(
+        SadkitError, match="all normal.*the training pool holds no anomaly at all.*ratio_known_outlier=0.01"
+    ):
+        run_study(spec)
+    spec = _spec(tmp_path, tracking_uri, data={"n_samples": 400, "ratio_known_outlier": 0.01, "val_fraction": 0.01})
     with pytest.raises(SadkitError, match="validation split .* all normal.*raise val_fraction"):
         run_study(spec)
 
