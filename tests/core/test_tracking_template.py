@@ -22,7 +22,7 @@ def test_a_new_store_is_a_copy_that_mlflow_completes(tmp_path, monkeypatch: pyte
         assert experiments["Default"].artifact_location == str(tmp_path / folder / "mlruns" / "0")
         assert tracker.experiment_id == experiments["mine"].experiment_id == "1"
     assert [p.name for p in (tmp_path / "cache").iterdir()] == [f"mlflow-{__import__('mlflow').__version__}.db"]
-    assert set(os.listdir(tmp_path / "two")) <= {"mlflow.db", "mlflow.db.lock"}  # no temporary file left (the lock stays)
+    assert set(os.listdir(tmp_path / "two")) <= {"mlflow.db", "mlflow.db.lock"}  # no temporary file
 
 
 def test_an_existing_file_or_another_uri_is_left_alone(tmp_path, monkeypatch: pytest.MonkeyPatch):
