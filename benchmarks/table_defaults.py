@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         os.chdir(tmp)
         for dataset in args.datasets.split(","):
             X, y = raw_table(dataset, args.root)
-            for n in sizes:
+            for n in (n for n in sizes if n <= 0.7 * len(X)):  # leave rows for the test file
                 for seed in seeds:
                     folder = Path(tmp) / f"{dataset}-{n}-{seed}"
                     folder.mkdir()
