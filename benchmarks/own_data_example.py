@@ -11,6 +11,7 @@ file and over HTTP.
    scores and the server's are the same.
 
     python benchmarks/own_data_example.py --out results/own_data
+    python benchmarks/own_data_example.py --write-files .     # only step 1: the two CSV files, here
 
 Writes ``summary.json`` and ``transcript.md`` (each command and the end of its output) to ``--out``.
 """
@@ -78,7 +79,12 @@ def main(argv: list[str] | None = None) -> int:
         "--root", type=Path, default=Path(os.environ.get("SADKIT_DATA") or REPO.parent / "shared" / "data")
     )
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--write-files", type=Path, default=None, help="write thyroid.csv and holdout.csv there, stop")
     args = parser.parse_args(argv)
+    if args.write_files is not None:
+        write_files(args.root, args.write_files)
+        print(f"wrote {args.write_files / 'thyroid.csv'} and {args.write_files / 'holdout.csv'}")
+        return 0
     folder = Path(tempfile.mkdtemp(prefix="own-data-"))
     env = {
         **os.environ,
@@ -120,10 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         with urllib.request.urlopen(request, timeout=120) as response:
             served = pd.DataFrame(json.loads(response.read())["predictions"])
-        curl = (
-            f"$ curl -s http://127.0.0.1:{port}/invocations -H 'Content-Type: application/json' -d"
-            f' \'{{"dataframe_split": {{"columns": {list(rows.columns)}, "data": [{rows.iloc[0].tolist()}]}}}}\''
-        ).replace("'", "'")
+        first = json.dumps(
+            {"dataframe_split": {"columns": list(rows.columns), "data": rows.iloc[:1].to_numpy().tolist()}}
+        )
+        curl = f"$ curl -s http://127.0.0.1:{port}/invocations -H 'Content-Type: application/json' -d '{first}'"
         transcript.append(f"{curl}\n{json.dumps({'predictions': served.head(1).to_dict(orient='records')})}\n")
     finally:
         os.killpg(server.pid, signal.SIGTERM)

@@ -7,7 +7,9 @@ shared data, so a block can use what an earlier command of it wrote (``study sho
 any new command as well: one epoch for deep detectors (``-p n_epochs=1``, ``-p ae_n_epochs=1``), one
 trial for studies, one seed for reproductions. A ``$ sadkit ...`` line followed by output lines is
 checked against that output (each shown line, up to a trailing ``...``, starts a line of the real one)
-instead of its exit code. :data:`SKIPS` says which commands cannot run here, and why.
+instead of its exit code. :data:`SKIPS` says which commands cannot run here, and why. A block may also
+prepare files with ``python <a script of this repository> ...``, run in the same folder; ``<run_id>`` and
+``<model_id>`` in a later command stand for the block's last run and its logged model.
 """
 
 from __future__ import annotations
@@ -50,12 +52,7 @@ SKIPS: list[tuple[str, str]] = [
 CUDA_SKIP = (r"--device cuda|--devices ", "needs CUDA devices")
 #: (text of the error, reason): a command failing with it is reported as an expected failure, for faults
 #: fixed elsewhere; once fixed, the command simply passes (nothing to edit here)
-KNOWN_FAILURES: list[tuple[str, str]] = [
-    (
-        "but the detector expects (1, 28, 28)",
-        "image runs crash while logging the model: issue 14 item 1, fixed on its own branch",
-    ),
-]
+KNOWN_FAILURES: list[tuple[str, str]] = []
 #: the data is not in the shared data folder and cannot be downloaded offline: skipped, with the message
 OFFLINE = "cannot download"
 
@@ -70,8 +67,12 @@ class Command:
     def argv(self) -> list[str]:
         return shlex.split(self.text, comments=True)[1:]
 
+    @property
+    def is_script(self) -> bool:
+        return self.text.startswith("python")
 
-_COMMAND = re.compile(r"^(?:\$\s+)?(?:\S+=\S+\s+)*(?:\S*/)?(sadkit\s.*)$")
+
+_COMMAND = re.compile(r"^(?:\$\s+)?(?:\S+=\S+\s+)*(?:\S*/)?(sadkit\s.*|python3?\s+(?!-)\S+\.py(?:\s.*)?)$")
 
 
 def readme_blocks() -> list[tuple[int, list[Command]]]:
@@ -166,6 +167,38 @@ def _matches(shown: list[str], actual: str) -> list[str]:
     return missing
 
 
+def _placeholders(arg: str, tracking_uri: str) -> str:
+    """``<run_id>`` / ``<model_id>``: the last run of the block's store and the model it logged."""
+    if "<run_id>" not in arg and "<model_id>" not in arg:
+        return arg
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    [run] = client.search_runs(experiments, order_by=["attributes.start_time DESC"], max_results=1)
+    arg = arg.replace("<run_id>", run.info.run_id)
+    if "<model_id>" in arg:
+        arg = arg.replace("<model_id>", run.outputs.model_outputs[0].model_id)
+    return arg
+
+
+@dataclass
+class _ScriptResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+    exception: BaseException | None = None
+
+
+def _run_script(argv: list[str], cwd: Path) -> _ScriptResult:
+    """``python SCRIPT ARGS`` with this interpreter, in the block's folder."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, *argv], cwd=cwd, capture_output=True, text=True, timeout=600)
+    return _ScriptResult(done.returncode, done.stdout, done.stderr)
+
+
 BLOCKS = readme_blocks()
 
 
@@ -188,8 +221,11 @@ def test_readme_block_runs(start, block, tracking_uri, odds_root, tmp_path, monk
         if reason:
             skipped.append(f"line {command.line}: {command.text} ({reason})")
             continue
-        argv = shortened(command.argv, tmp_path)
-        result = runner.invoke(app, argv, input="n\n" * 1000)  # the prompt oracle: every answer "normal"
+        argv = shortened([_placeholders(a, tracking_uri) for a in command.argv], tmp_path)
+        if command.is_script:
+            result = _run_script(argv, tmp_path)
+        else:
+            result = runner.invoke(app, argv, input="n\n" * 1000)  # the prompt oracle: every answer "normal"
         out = result.stdout + result.stderr
         if command.output:
             missing = _matches(command.output, out)
@@ -200,7 +236,7 @@ def test_readme_block_runs(start, block, tracking_uri, odds_root, tmp_path, monk
             why = f"exit {result.exit_code}: {out.strip().splitlines()[-1:] if out.strip() else result.exception}"
         if ok:
             continue
-        where = f"line {command.line}: sadkit {shlex.join(argv)}"
+        where = f"line {command.line}: {'python' if command.is_script else 'sadkit'} {shlex.join(argv)}"
         if OFFLINE in out:
             skipped.append(f"{where} (its data is not in {odds_root} and cannot be downloaded offline)")
         elif any(text in out for text, _ in KNOWN_FAILURES):
