@@ -15,6 +15,7 @@ import yaml
 
 from .callbacks import Callback
 from .errors import SpecError
+from .leakage import LEAKAGE_TAG, paper_test_holdout, requested_leakage
 from .metrics import auprc, auroc
 from .registry import create_dataset, create_detector, get, warn_broken
 from .serialize import to_json
@@ -113,6 +114,8 @@ class ExperimentResult:
     data: dict[str, Any]
     #: hyperparameters the detector chose itself (e.g. on the validation split); see Detector.selected_params
     selected: dict[str, Any] = field(default_factory=dict)
+    #: a leaky protocol the detector asked for (``paper_test_holdout``: test metrics on the other 90%), or None
+    leakage: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -175,17 +178,26 @@ def run_experiment(
     parts = [spec.detector, spec.dataset, getattr(dataset, "name", None), f"seed{seed}"]
     run_name = spec.run_name or "-".join(str(p) for p in parts if p)
     run_tags = {"sadkit.detector": spec.detector, "sadkit.dataset": spec.dataset, **(tags or {})}
+    leakage = requested_leakage(detector)  # only a detector that asks for it by name sees test data
+    if leakage:
+        run_tags[LEAKAGE_TAG] = leakage
     with tracker.start_run(run_name=run_name, tags=run_tags, parent_run_id=parent_run_id, stop_on=stop_on) as run:
         params = detector.get_params(deep=False)
         data = dataset.get_params()
         run.log_params({"detector": spec.detector, "dataset": spec.dataset, "seed": seed, **params})
         run.log_params({f"data.{k}": v for k, v in data.items()})
         train, val, test = dataset.load()
+        holdout = None
+        if leakage:  # selection on a holdout of the test split; the test metrics are on the rest
+            holdout, test = paper_test_holdout(test, seed)
+            run.log_metrics({"n_test_holdout": len(holdout)})
         run.log_metrics({"n_train": len(train), "n_val": len(val), "n_test": len(test)})
         run.log_dict(
             {"train": train.summary(), "val": val.summary(), "test": test.summary()}, "data/split_summary.json"
         )
         eval_set = (val.X, val.y) if len(val) else None
+        if holdout is not None:
+            eval_set = (holdout.X, holdout.y)
         started = time.perf_counter()
         detector.fit(train.X, train.semi_y, eval_set=eval_set, callbacks=[run.epoch_callback(), *callbacks])
         fit_seconds = time.perf_counter() - started
@@ -231,6 +243,7 @@ def run_experiment(
             params=to_json(params),
             data=to_json(data),
             selected=selected,
+            leakage=leakage,
         )
         run.log_dict(result.as_dict(), "results.json")
     return result

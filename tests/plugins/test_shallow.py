@@ -14,7 +14,7 @@ from sklearn.svm import OneClassSVM
 
 from sadkit import InvalidInputError, auroc, create_dataset, create_detector, load_detector
 from sadkit.experiment import ExperimentSpec, run_experiment
-from sadkit.plugins.shallow import ocsvm
+from sadkit.plugins.shallow import selection
 from sadkit.plugins.shallow.iforest import IsolationForest
 from sadkit.plugins.shallow.kde import BANDWIDTH_GRID, KDE
 from sadkit.plugins.shallow.ocsvm import GAMMA_GRID, NU_GRID, OCSVM
@@ -102,13 +102,13 @@ def test_ocsvm_max_samples_subsamples_with_the_seed(data):
 def test_selection_never_sees_the_test_split(tracking_uri, monkeypatch):
     """Through a whole experiment: the only labeled data a selection scores is the validation split."""
     seen = []
-    original = ocsvm.select_on_validation
+    original = selection.select_on_validation
 
     def spy(candidates, fit, score, eval_set):
         seen.append(np.array(eval_set[0]))
         return original(candidates, fit, score, eval_set)
 
-    monkeypatch.setattr(ocsvm, "select_on_validation", spy)
+    monkeypatch.setattr(selection, "select_on_validation", spy)
     data = {"n_samples": 600, "ratio_known_outlier": 0.05}
     spec = ExperimentSpec(detector="ocsvm", dataset="synthetic", data=data, seed=4, log_model=False, threads=1)
     result = run_experiment(spec)
