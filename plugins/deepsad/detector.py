@@ -251,6 +251,14 @@ class DeepSAD(TorchDetector):
             dist = torch.sum((predict(net, as_tensor(X, device)) - c) ** 2, dim=1)
         return dist.cpu().numpy().astype(np.float64)
 
+    def _signal(self, X: np.ndarray) -> np.ndarray:
+        """The score's terms: ``(phi(x)_k - c_k)^2`` per dimension (their sum is the score).
+
+        A layer on top (``sadkit active``) then weighs the parts of the distance, so "more distant in a
+        dimension never means less anomalous" is a constraint it can keep (``signal_weights="nonnegative"``).
+        """
+        return (self.transform(X) - self.c_.cpu().numpy().astype(np.float64)) ** 2
+
     def transform(self, X: Any) -> np.ndarray:
         """The network's representations ``phi(X)``."""
         self._check_fitted()
