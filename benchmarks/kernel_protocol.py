@@ -91,7 +91,7 @@ def candidates(detector: str) -> list[dict]:
     return [{"gamma": g} for g in GAMMA_GRID]
 
 
-def evaluate(detector: str, train, val, test, seed: int) -> list[dict]:
+def evaluate(detector: str, train, val, test, seed: int, max_samples: int | None = None) -> list[dict]:
     """Every candidate's scores; then what each protocol picks. Ties: first in grid order."""
     from sadkit import auroc, create_detector
     from sadkit.data import Split
@@ -102,7 +102,8 @@ def evaluate(detector: str, train, val, test, seed: int) -> list[dict]:
     hold_idx, rest_idx = hold.ids, rest.ids
     rows = []
     for params in candidates(detector):
-        model = create_detector(detector, max_samples=MAX_SAMPLES[detector], seed=seed, **params)
+        size = max_samples if max_samples is not None else MAX_SAMPLES[detector]
+        model = create_detector(detector, max_samples=size if size > 0 else None, seed=seed, **params)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model.fit(*train)
@@ -143,6 +144,7 @@ def main() -> None:
     parser.add_argument("--detectors", nargs="+", default=["ocsvm", "ssad"])
     parser.add_argument("--splits", nargs="+", default=["sadkit", "reference"])
     parser.add_argument("--root", default=os.environ.get("SADKIT_DATA", "../shared/data"))
+    parser.add_argument("--max-samples", type=int, default=None, help="subsample size (0: all samples)")
     parser.add_argument("--out", type=Path, default=Path("results/kernel_protocol"))
     args = parser.parse_args()
     import torch
@@ -166,7 +168,7 @@ def main() -> None:
                     train, test, overlap = reference_split(name, seed, args.root)
                     val = None
                 for detector in todo:
-                    for row in evaluate(detector, train, val, test, seed):
+                    for row in evaluate(detector, train, val, test, seed, args.max_samples):
                         row.update(dataset=name, seed=seed, split=split, detector=detector, test_overlap=overlap)
                         new = not path.exists()
                         with path.open("a", newline="") as f:
