@@ -16,12 +16,12 @@ and ``<out>/fidelity_curves.png``. ``--layer-params`` (JSON) and ``--label`` run
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 from pathlib import Path
 
 import numpy as np
+from _rows import append_rows, read_rows
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -66,8 +66,7 @@ def run(label: str, base: str, name: str, strategy: str, seed: int, args: argpar
 
 
 def report(path: Path, out: Path) -> None:
-    with path.open() as f:
-        rows = list(csv.DictReader(f))
+    rows = read_rows(path)
     keys = list(dict.fromkeys((r["label"], r["base"], r["dataset"], r["strategy"]) for r in rows))
     lines = [
         "Active loop, ground-truth oracle, test AUROC % (mean over seeds) after each round; `worst drop`: the"
@@ -134,10 +133,7 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "fidelity_runs.csv"
-    done = set()
-    if path.exists():
-        with path.open() as f:
-            done = {(r["label"], r["base"], r["dataset"], r["strategy"], int(r["seed"])) for r in csv.DictReader(f)}
+    done = {(r["label"], r["base"], r["dataset"], r["strategy"], int(r["seed"])) for r in read_rows(path)}
     for seed in args.seeds:
         for name in args.datasets:
             for base in args.bases:
@@ -145,12 +141,7 @@ def main() -> None:
                     if (args.label, base, name, strategy, seed) in done:
                         continue
                     rows = run(args.label, base, name, strategy, seed, args)
-                    new = not path.exists()
-                    with path.open("a", newline="") as f:
-                        writer = csv.DictWriter(f, fieldnames=FIELDS)
-                        if new:
-                            writer.writeheader()
-                        writer.writerows(rows)
+                    append_rows(path, rows, FIELDS)
                     print(args.label, base, name, strategy, seed, [r["test_auroc"] for r in rows], flush=True)
     report(path, args.out / "fidelity")
 

@@ -4,12 +4,12 @@ Each job trains ESAD on MNIST scenario (i) (one normal class, gamma_l = 0.05 fro
 class drawn by the seed, gamma_p = 0 unless ``--pollution``: the setting of
 ``projects/mnist_evidence_paper.yaml``, so Deep SAD's numbers there are the comparison) and records
 the test AUROC of the detector's own score and of every score the same network can give: the summed
-and the mean squared reconstruction error, the squared and the plain norm of the second code, and the two sums the paper and the Julia package use::
+and the mean squared reconstruction error, the squared and the plain norm of the second code, and the
+two sums ours and the Julia package's score use::
 
-    python benchmarks/esad_fidelity.py --variants v1 paper --classes 0 --epochs 10 \\
+    python benchmarks/esad_fidelity.py --variants v1 paper shared --classes 0 --epochs 10 \\
         --out results/esad_fidelity
-    python benchmarks/esad_fidelity.py --variants paper --classes 0 1 2 3 4 5 6 7 8 9 --epochs 150 \\
-        --device cuda --workers 10 --out results/esad_fidelity
+    python benchmarks/esad_fidelity.py --variants v1 --classes 0 1 2 3 4 --epochs 15 --out results/esad_fidelity
 
 No MLflow: every job is a plain fit and score (so it runs wherever torch and sadkit are installed),
 one process per job (``--workers``), one torch thread each, rows appended to ``<out>/runs.csv``.
@@ -18,12 +18,13 @@ one process per job (``--workers``), one torch thread each, rows appended to ``<
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
+
+from _rows import append_rows, read_rows
 
 #: ESAD parameters of each variant (everything else: the detector's defaults)
 VARIANTS = {
@@ -129,13 +130,9 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "runs.csv"
-    done = set()
-    if path.exists():
-        with path.open() as f:
-            done = {
-                (r["variant"], int(r["normal_class"]), float(r["ratio_pollution"]), int(r["epochs"]))
-                for r in csv.DictReader(f)
-            }
+    done = {
+        (r["variant"], int(r["normal_class"]), float(r["ratio_pollution"]), int(r["epochs"])) for r in read_rows(path)
+    }
     jobs = [
         (v, c, args.pollution, args.seed, args.epochs, args.device, args.root)
         for c in args.classes
@@ -149,12 +146,7 @@ def main() -> None:
             except Exception as err:  # one failed job must not lose the others' rows
                 print(f"job failed: {type(err).__name__}: {err}", flush=True)
                 continue
-            new = not path.exists()
-            with path.open("a", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=FIELDS)
-                if new:
-                    writer.writeheader()
-                writer.writerow(row)
+            append_rows(path, [row], FIELDS)
             print(json.dumps(row), flush=True)
 
 

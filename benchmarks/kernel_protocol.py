@@ -28,12 +28,12 @@ Writes ``<out>/runs.csv`` (one row per dataset, seed, split, detector, protocol;
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import warnings
 from pathlib import Path
 
 import numpy as np
+from _rows import append_rows, read_rows
 
 DATASETS = ["arrhythmia", "cardio", "satellite", "satimage-2", "shuttle", "thyroid"]
 FIELDS = ["dataset", "seed", "split", "detector", "protocol", "nu", "gamma", "test_auroc", "test_overlap"]
@@ -152,10 +152,7 @@ def main() -> None:
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "runs.csv"
-    done = set()
-    if path.exists():
-        with path.open() as f:
-            done = {(r["dataset"], int(r["seed"]), r["split"], r["detector"]) for r in csv.DictReader(f)}
+    done = {(r["dataset"], int(r["seed"]), r["split"], r["detector"]) for r in read_rows(path)}
     for seed in args.seeds:
         for name in args.datasets:
             for split in args.splits:
@@ -170,19 +167,13 @@ def main() -> None:
                 for detector in todo:
                     for row in evaluate(detector, train, val, test, seed, args.max_samples):
                         row.update(dataset=name, seed=seed, split=split, detector=detector, test_overlap=overlap)
-                        new = not path.exists()
-                        with path.open("a", newline="") as f:
-                            writer = csv.DictWriter(f, fieldnames=FIELDS)
-                            if new:
-                                writer.writeheader()
-                            writer.writerow(row)
+                        append_rows(path, [row], FIELDS)
                         print(row, flush=True)
     write_table(path, args.out / "table.md")
 
 
 def write_table(path: Path, out: Path) -> None:
-    with path.open() as f:
-        rows = list(csv.DictReader(f))
+    rows = read_rows(path)
     datasets = [d for d in DATASETS if any(r["dataset"] == d for r in rows)]
     lines = [
         "Test AUROC (%) mean over seeds (n) by split and selection protocol; raw features. "

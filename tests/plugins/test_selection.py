@@ -43,24 +43,47 @@ def test_only_a_detector_that_names_the_leaky_protocol_asks_for_it():
         OCSVM(selection="test").fit(_train()[0])
 
 
-def test_paper_test_holdout_selects_on_test_rows_reports_the_rest_and_tags_the_run(tracking_uri, monkeypatch):
+@pytest.fixture
+def selection_spy(monkeypatch):
+    """The ``eval_set`` rows every selection scores, through whatever calls it."""
     seen = []
     original = selection.select_on_validation
 
     def spy(candidates, fit, score, eval_set):
-        seen.append(np.asarray(eval_set[0]))
+        seen.append(np.asarray(eval_set[0], dtype=np.float64))
         return original(candidates, fit, score, eval_set)
 
     monkeypatch.setattr(selection, "select_on_validation", spy)
-    data = {"n_samples": 600, "ratio_known_outlier": 0.05}
+    return seen
+
+
+SYNTHETIC = {"n_samples": 600, "ratio_known_outlier": 0.05}
+
+
+def test_by_default_selection_never_sees_the_test_split(tracking_uri, selection_spy):
+    """Through a whole experiment: the only labeled data a selection scores is the validation split."""
+    spec = ExperimentSpec(detector="ocsvm", dataset="synthetic", data=SYNTHETIC, seed=4, log_model=False, threads=1)
+    result = run_experiment(spec)
+    _, val, test = create_dataset("synthetic", seed=4, **SYNTHETIC).load()
+    assert len(selection_spy) == 1
+    assert np.array_equal(selection_spy[0], val.X.astype(np.float64))
+    test_rows = {row.tobytes() for row in np.asarray(test.X, dtype=np.float64)}
+    assert not any(row.tobytes() in test_rows for row in selection_spy[0])
+    params = MlflowClient(tracking_uri).get_run(result.run_id).data.params
+    assert params["selected.selection"] == "validation"
+    assert float(params["selected.nu"]) == result.selected["nu"]
+    assert float(params["selected.gamma"]) == result.selected["gamma"]
+
+
+def test_paper_test_holdout_selects_on_test_rows_reports_the_rest_and_tags_the_run(tracking_uri, selection_spy):
     spec = ExperimentSpec(
-        detector="ocsvm", dataset="synthetic", data=data, seed=4, log_model=False, threads=1,
+        detector="ocsvm", dataset="synthetic", data=SYNTHETIC, seed=4, log_model=False, threads=1,
         params={"selection": PAPER_TEST_HOLDOUT},
     )  # fmt: skip
     result = run_experiment(spec)
-    _, _, test = create_dataset("synthetic", seed=4, **data).load()
+    _, _, test = create_dataset("synthetic", seed=4, **SYNTHETIC).load()
     holdout, rest = paper_test_holdout(test, 4)
-    assert len(seen) == 1 and np.array_equal(seen[0], holdout.X.astype(np.float64))
+    assert len(selection_spy) == 1 and np.array_equal(selection_spy[0], holdout.X.astype(np.float64))
     assert result.n_test == len(rest) and result.leakage == PAPER_TEST_HOLDOUT
     run = MlflowClient(tracking_uri).get_run(result.run_id)
     assert run.data.tags[LEAKAGE_TAG] == PAPER_TEST_HOLDOUT
