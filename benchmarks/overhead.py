@@ -53,7 +53,7 @@ spec = ExperimentSpec("deepsad", "odds", data={"name": sys.argv[1], "ratio_known
 dataset, detector = build(spec, 0)
 train, val, test = dataset.load()
 t = time.perf_counter()
-detector.fit(train.X, train.semi_y)
+detector.fit(train.X, semi_y=train.semi_y)
 fit = time.perf_counter() - t
 timings = detector.timings_
 from sadkit.metrics import auroc

@@ -17,6 +17,7 @@ import yaml
 
 from .callbacks import Callback
 from .errors import SadkitWarning, SpecError
+from .leakage import LEAKAGE_TAG, paper_test_holdout, requested_leakage
 from .metrics import auprc, auroc
 from .registry import create_dataset, create_detector, get
 from .serialize import to_json
@@ -120,6 +121,8 @@ class ExperimentResult:
     #: precision and recall of those decisions on the test split (NaN without a test split)
     test_precision: float = math.nan
     test_recall: float = math.nan
+    #: a leaky protocol the detector asked for (``paper_test_holdout``: test metrics on the other 90%), or None
+    leakage: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -207,17 +210,25 @@ def run_experiment(
             stacklevel=2,
         )
     defaults = dataset.detector_defaults(len(train))
+    leakage = requested_leakage(detector)  # only a detector that asks for it by name sees test data
+    holdout = None
+    if leakage:  # selection on a holdout of the test split; the test metrics are on the rest
+        holdout, test = paper_test_holdout(test, seed)
     tracker = tracker or shared_tracker(spec.tracking_uri, spec.experiment)
     parts = [spec.detector, spec.dataset, getattr(dataset, "name", None), f"seed{seed}"]
     run_name = spec.run_name or "-".join(str(p) for p in parts if p)
     run_tags = {"sadkit.detector": spec.detector, "sadkit.dataset": spec.dataset, **(tags or {})}
     if defaults:
         run_tags["sadkit.defaults"] = str(defaults.get("name", "dataset"))
+    if leakage:
+        run_tags[LEAKAGE_TAG] = leakage
     with tracker.start_run(run_name=run_name, tags=run_tags, parent_run_id=parent_run_id, stop_on=stop_on) as run:
         params = detector.get_params(deep=False)
         data = dataset.get_params()
         run.log_params({"detector": spec.detector, "dataset": spec.dataset, "seed": seed, **params})
         run.log_params({f"data.{k}": v for k, v in data.items()})
+        if holdout is not None:
+            run.log_metrics({"n_test_holdout": len(holdout)})
         run.log_metrics({"n_train": len(train), "n_val": len(val), "n_test": len(test)})
         run.log_dict(
             {"train": train.summary(), "val": val.summary(), "test": test.summary()}, "data/split_summary.json"
@@ -225,6 +236,8 @@ def run_experiment(
         name = "/".join(str(p) for p in (spec.dataset, getattr(dataset, "name", None)) if p)
         run.log_dataset(name, dataset.source, train.X, train.y)
         eval_set = (val.X, val.y) if len(val) else None
+        if holdout is not None:
+            eval_set = (holdout.X, holdout.y)
         started = time.perf_counter()
         detector.fit(train.X, train.labels, eval_set=eval_set, callbacks=[run.epoch_callback(), *callbacks])
         fit_seconds = time.perf_counter() - started
@@ -280,6 +293,7 @@ def run_experiment(
             threshold=float(detector.threshold_),
             test_precision=metrics["test_precision"],
             test_recall=metrics["test_recall"],
+            leakage=leakage,
         )
         run.log_dict(result.as_dict(), "results.json")
     return result

@@ -54,6 +54,14 @@ class CellResult:
         )
 
 
+def paper_label(label: str) -> str:
+    """The paper's method behind ``label``: a bracketed suffix names a protocol variant of it.
+
+    ``"OC-SVM raw [paper_test_holdout]"`` is compared with the paper's ``"OC-SVM raw"``.
+    """
+    return label.split(" [", 1)[0]
+
+
 def aggregate(spec: ReproductionSpec, results: list[CellResult], paper: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One entry per (row, method): our mean and std test AUROC in %, the paper's, their difference, the
     number of seeds that finished and the median wall time of a cell's run."""
@@ -66,7 +74,7 @@ def aggregate(spec: ReproductionSpec, results: list[CellResult], paper: Mapping[
             seconds = [r.wall_seconds for r in mine if not math.isnan(r.wall_seconds)]
             ours_mean = float(np.mean(values)) if values else math.nan
             ours_std = float(np.std(values)) if values else math.nan
-            p = (paper.get(method.label) or {}).get(row)
+            p = (paper.get(method.label) or paper.get(paper_label(method.label)) or {}).get(row)
             p_mean = float(p[0]) if p and p[0] is not None else math.nan
             p_std = float(p[1]) if p and p[1] is not None else math.nan
             rows.append(

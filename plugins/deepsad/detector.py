@@ -256,10 +256,21 @@ class DeepSAD(TorchDetector):
             dist = torch.sum((predict(net, as_tensor(X, device), fixed=True) - c) ** 2, dim=1)
         return dist.cpu().numpy().astype(np.float64)
 
+    def _signal(self, X: np.ndarray) -> np.ndarray:
+        """The score's terms: ``(phi(x)_k - c_k)^2`` per dimension (their sum is the score).
+
+        A layer on top (``sadkit active``) then weighs the parts of the distance, so "more distant in a
+        dimension never means less anomalous" is a constraint it can keep (``signal_weights="nonnegative"``).
+        """
+        return (self._embed(X) - self.c_.cpu().numpy().astype(np.float64)) ** 2
+
     def embed(self, X: Any) -> np.ndarray:
-        """The network's representations ``phi(X)``."""
+        """The network's representations ``phi(X)`` of raw rows (through the model's preprocessing)."""
         self._check_fitted()
-        X = self._model_input(X)
+        return self._embed(self._model_input(X))
+
+    def _embed(self, X: np.ndarray) -> np.ndarray:
+        """``phi`` of validated model input."""
         device = self._scoring_device()
         net = self.net_.to(device).eval()
         with torch.no_grad():

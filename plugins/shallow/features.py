@@ -16,27 +16,27 @@ the original run, and another hybrid can load its autoencoder from this run in t
 
 This module also holds what the kernel baselines share: squared distances, the RBF kernel expansion
 that scores a fitted kernel model from stored arrays (so a saved and loaded model scores bit for bit
-the same), seeded subsampling, model selection on the validation split, and the checks of integer
-parameters.
+the same), seeded subsampling and the checks of integer parameters; their model selection is
+:mod:`sadkit.plugins.shallow.selection`.
 """
 
 from __future__ import annotations
 
-import math
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-from sadkit import Callback, InvalidInputError, SadkitError, TorchDetector, auprc, auroc, create_network, load_detector
+from sadkit import Callback, InvalidInputError, SadkitError, TorchDetector, create_network, load_detector
 from sadkit.data import to_semi_y
 from sadkit.torch_detector import PretrainedAutoencoder
 from sadkit.training import as_tensor, predict, seed_everything
 
 from ..deepsad.autoencoder import build_autoencoder, pretrain_autoencoder
+from .selection import select_on_validation, usable_eval_set  # noqa: F401  (re-exported, where they lived)
 
 FEATURES = ("raw", "ae")
 #: rows of a distance block computed at once (bounds the memory of scoring to ~64 MiB per block)
@@ -104,43 +104,6 @@ def subsample(semi_y: np.ndarray, max_samples: int | None, rng: np.random.Genera
         return np.sort(rng.choice(labeled, max_samples, replace=False))
     extra = rng.choice(unlabeled, max_samples - len(labeled), replace=False)
     return np.sort(np.concatenate([labeled, extra]))
-
-
-# ------------------------------------------------------------------------------- model selection
-def usable_eval_set(eval_set: tuple[np.ndarray, np.ndarray] | None) -> bool:
-    """Whether ``eval_set`` has both normals and anomalies, so that its AUROC can select a model."""
-    if eval_set is None or len(eval_set[0]) == 0:
-        return False
-    return np.unique(np.asarray(eval_set[1])).size == 2
-
-
-def select_on_validation(
-    candidates: Sequence[dict[str, Any]],
-    fit: Callable[[dict[str, Any]], Any],
-    score: Callable[[Any, np.ndarray], np.ndarray],
-    eval_set: tuple[np.ndarray, np.ndarray],
-) -> tuple[dict[str, Any], Any, list[dict[str, Any]]]:
-    """Fit every candidate, keep the best by validation AUROC (ties: AUPRC, then the first in order).
-
-    Only the validation split is scored: the test split never reaches a detector's ``fit``.
-
-    Returns:
-        The best candidate, its fitted model and one row per candidate (its values, AUROC, AUPRC).
-    """
-    X_val, y_val = eval_set
-    best: tuple[float, float] | None = None
-    chosen: tuple[dict[str, Any], Any] | None = None
-    table = []
-    for candidate in candidates:
-        model = fit(candidate)
-        val_scores = score(model, X_val)
-        key = (auroc(y_val, val_scores), auprc(y_val, val_scores))
-        key = tuple(-math.inf if math.isnan(v) else v for v in key)
-        table.append({**candidate, "val_auroc": key[0], "val_auprc": key[1]})
-        if best is None or key > best:
-            best, chosen = key, (candidate, model)
-    assert chosen is not None
-    return chosen[0], chosen[1], table
 
 
 # ------------------------------------------------------------------------------ the base class

@@ -5,9 +5,11 @@ encoder features of an autoencoder pretrained the way Deep SAD pretrains (``feat
 :mod:`sadkit.plugins.shallow.features`). The score is ``-decision_function``, i.e.
 ``rho - sum_i alpha_i k(sv_i, x)``: higher = more anomalous.
 
-Model selection never looks at the test split: ``nu`` is chosen from {0.01, 0.05, 0.1, 0.2, 0.5} and
-the RBF ``gamma`` from {2^-7, ..., 2^2} (the paper's grids) by AUROC on the *validation* split that the
-experiment runner passes to ``fit`` (the reference code chose on a tenth of the test set). Ties go to
+By default model selection never looks at the test split: ``nu`` is chosen from {0.01, 0.05, 0.1, 0.2,
+0.5} and the RBF ``gamma`` from {2^-7, ..., 2^2} (the paper's grids) by AUROC on the *validation* split
+that the experiment runner passes to ``fit``; ``selection="cv"`` cross-validates over the labeled
+training samples instead, and ``selection="paper_test_holdout"`` reproduces the reference code's leaky
+choice on a tenth of the test set (see :mod:`sadkit.plugins.shallow.selection`). Ties go to
 the higher validation AUPRC, then to the first candidate in grid order (smallest ``gamma``, then
 smallest ``nu``). A value given by the user (``nu=0.1``) leaves the grid. When there is no validation
 split with both normals and anomalies (e.g. a dataset with no labeled anomalies), the defaults
@@ -33,11 +35,10 @@ from .features import (
     check_max_samples,
     gamma_scale,
     rbf_expansion,
-    select_on_validation,
     subsample,
     to_numpy,
-    usable_eval_set,
 )
+from .selection import check_selection, select_model
 
 #: the paper's grids for OC-SVM
 NU_GRID = (0.01, 0.05, 0.1, 0.2, 0.5)
@@ -55,6 +56,8 @@ class OCSVM(FeatureDetector):
             {2^-7, ..., 2^2} (``1 / (n_features * Var(X))`` without a usable validation split).
         max_samples: fit on a seeded random subsample of this many training samples (None: all);
             libsvm's time grows about quadratically with the samples, and the grid fits 50 models.
+        selection: ``validation`` (default), ``cv`` (cross-validation over the labeled training
+            samples) or ``paper_test_holdout`` (the reference's leaky protocol, tagged on the run).
         features: ``raw`` or ``ae`` (the encoder features of an autoencoder; the paper's hybrid).
         net_name, net_params: the network whose autoencoder is pretrained (``features="ae"``); the
             experiment runner fills ``net_name`` in from the dataset.
@@ -75,6 +78,7 @@ class OCSVM(FeatureDetector):
         nu: float | None = None,
         gamma: float | None = None,
         max_samples: int | None = None,
+        selection: str = "validation",
         features: str = "raw",
         net_name: str | None = None,
         net_params: dict[str, Any] | None = None,
@@ -93,6 +97,7 @@ class OCSVM(FeatureDetector):
         self.nu = nu
         self.gamma = gamma
         self.max_samples = max_samples
+        self.selection = selection
         self.features = features
         self.net_name = net_name
         self.net_params = net_params
@@ -122,15 +127,17 @@ class OCSVM(FeatureDetector):
         if self.gamma is not None and not float(self.gamma) > 0.0:
             raise InvalidInputError(f"OCSVM: gamma must be > 0, got {self.gamma!r}")
         check_max_samples(self.max_samples)
+        check_selection("OCSVM", self.selection)
 
     def _fit_features(self, Z, semi_y, *, eval_set, seed) -> None:
         from sklearn.svm import OneClassSVM
 
         idx = subsample(semi_y, self.max_samples, np.random.default_rng(seed))
-        Z = Z[idx]
+        Z, semi_y = Z[idx], semi_y[idx]
 
-        def fit(candidate: dict[str, float]) -> dict[str, Any]:
-            model = OneClassSVM(kernel="rbf", nu=candidate["nu"], gamma=candidate["gamma"], cache_size=500).fit(Z)
+        def fit(candidate: dict[str, float], rows: np.ndarray | None = None) -> dict[str, Any]:
+            model = OneClassSVM(kernel="rbf", nu=candidate["nu"], gamma=candidate["gamma"], cache_size=500)
+            model.fit(Z if rows is None else Z[rows])
             return {
                 "support": np.asarray(model.support_vectors_, dtype=np.float64),
                 "coef": np.asarray(model.dual_coef_[0], dtype=np.float64),
@@ -141,10 +148,13 @@ class OCSVM(FeatureDetector):
         nus = [float(self.nu)] if self.nu is not None else list(NU_GRID)
         gammas = [float(self.gamma)] if self.gamma is not None else list(GAMMA_GRID)
         self.selection_: list[dict[str, Any]] = []
-        if len(nus) * len(gammas) > 1 and usable_eval_set(eval_set):
-            candidates = [{"nu": nu, "gamma": g} for g in gammas for nu in nus]
-            chosen, model, self.selection_ = select_on_validation(candidates, fit, _ocsvm_scores, eval_set)
-            how = "validation"
+        candidates = [{"nu": nu, "gamma": g} for g in gammas for nu in nus]
+        found = select_model(
+            self.selection, candidates, fit, _ocsvm_scores, eval_set=eval_set, Z=Z, semi_y=semi_y, seed=seed,
+            owner="OCSVM",
+        )  # fmt: skip
+        if found is not None:
+            chosen, model, self.selection_, how = found
         else:
             chosen = {
                 "nu": nus[0] if self.nu is not None else DEFAULT_NU,

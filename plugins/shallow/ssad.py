@@ -21,8 +21,10 @@ all act. The QP is solved by CVXOPT's interior-point ``qp``. The score is ``rho 
 = more anomalous; ``rho`` from the free unlabeled support vectors), computed from the stored support
 vectors and coefficients, so a loaded model scores exactly like the fitted one.
 
-The RBF ``gamma`` is chosen from {2^-7, ..., 2^2} by AUROC on the validation split (the reference code
-chose it on a tenth of the test set); ties go to the higher AUPRC, then to the smaller ``gamma``.
+The RBF ``gamma`` is chosen from {2^-7, ..., 2^2} by AUROC on the validation split (``selection``:
+``cv`` cross-validates over the labeled training samples, ``paper_test_holdout`` is the reference
+code's leaky choice on a tenth of the test set; :mod:`sadkit.plugins.shallow.selection`); ties go to
+the higher AUPRC, then to the smaller ``gamma``.
 Without a validation split holding normals and anomalies, ``gamma = 1 / (n_features * Var(X))``.
 
 The dual needs the ``n x n`` kernel matrix in memory, several times over, and time cubic in ``n``:
@@ -47,12 +49,11 @@ from .features import (
     check_max_samples,
     gamma_scale,
     rbf_expansion,
-    select_on_validation,
     squared_distances,
     subsample,
     to_numpy,
-    usable_eval_set,
 )
+from .selection import check_selection, select_model
 
 GAMMA_GRID = tuple(2.0**k for k in range(-7, 3))
 #: float64 matrices of n x n the solve holds at once (distances, kernel, CVXOPT's P and its KKT factor)
@@ -135,6 +136,8 @@ class SSAD(FeatureDetector):
             {2^-7, ..., 2^2}.
         max_samples: solve on a seeded subsample of this many training samples that keeps every
             labeled sample (None: all, if the QP fits in memory).
+        selection: ``validation`` (default), ``cv`` or ``paper_test_holdout`` (leaky; see
+            :mod:`sadkit.plugins.shallow.selection`).
         features, net_name, net_params, ae_run_id, ae_tracking_uri, ae_*: as
             :class:`sadkit.plugins.shallow.ocsvm.OCSVM` (``features="ae"`` is the paper's hybrid SSAD).
         device: where the autoencoder trains.
@@ -150,6 +153,7 @@ class SSAD(FeatureDetector):
         eta_l: float = 1.0,
         gamma: float | None = None,
         max_samples: int | None = None,
+        selection: str = "validation",
         features: str = "raw",
         net_name: str | None = None,
         net_params: dict[str, Any] | None = None,
@@ -170,6 +174,7 @@ class SSAD(FeatureDetector):
         self.eta_l = eta_l
         self.gamma = gamma
         self.max_samples = max_samples
+        self.selection = selection
         self.features = features
         self.net_name = net_name
         self.net_params = net_params
@@ -213,6 +218,7 @@ class SSAD(FeatureDetector):
             "kappa >= 0; eta_u, eta_l and gamma > 0",
         )
         check_max_samples(self.max_samples)
+        check_selection("SSAD", self.selection)
 
     def _fit_features(self, Z, semi_y, *, eval_set, seed) -> None:
         idx = subsample(semi_y, self.max_samples, np.random.default_rng(seed))
@@ -242,19 +248,21 @@ class SSAD(FeatureDetector):
             )
         D = squared_distances(Z, Z)
 
-        def fit(candidate: dict[str, float]) -> dict[str, Any]:
+        def fit(candidate: dict[str, float], rows: np.ndarray | None = None) -> dict[str, Any]:
             gamma = candidate["gamma"]
-            K = np.exp(-gamma * D)
-            alpha, status = solve_dual(K, semi_y, kappa, eta_u, eta_l)
-            return _model_from_dual(K, Z, semi_y, alpha, gamma, eta_u, status)
+            rows = np.arange(n) if rows is None else rows
+            K = np.exp(-gamma * D[np.ix_(rows, rows)])
+            alpha, status = solve_dual(K, semi_y[rows], kappa, eta_u, eta_l)
+            return _model_from_dual(K, Z[rows], semi_y[rows], alpha, gamma, eta_u, status)
 
         gammas = [float(self.gamma)] if self.gamma is not None else list(GAMMA_GRID)
         self.selection_: list[dict[str, Any]] = []
-        if len(gammas) > 1 and usable_eval_set(eval_set):
-            chosen, model, self.selection_ = select_on_validation(
-                [{"gamma": g} for g in gammas], fit, _ssad_scores, eval_set
-            )
-            how = "validation"
+        found = select_model(
+            self.selection, [{"gamma": g} for g in gammas], fit, _ssad_scores, eval_set=eval_set, Z=Z,
+            semi_y=semi_y, seed=seed, owner="SSAD",
+        )  # fmt: skip
+        if found is not None:
+            chosen, model, self.selection_, how = found
         else:
             chosen = {"gamma": gammas[0] if self.gamma is not None else gamma_scale(Z)}
             model = fit(chosen)

@@ -94,7 +94,7 @@ def test_warm_start_keeps_the_fitted_base_and_refit_base_does_not():
 
     X, y, _ = make_data((5,))
     semi = to_semi_y(y)
-    warm = ActiveDetector(base_params=ESAD_FAST, warm_start=True).fit(X, semi_y=np.zeros_like(semi))
+    warm = ActiveDetector(base_params=ESAD_FAST, warm_start=True, refit_base=False).fit(X, semi_y=np.zeros_like(semi))
     base = warm.base_
     warm.fit(X, semi_y=semi)
     assert warm.base_ is base and warm.n_labeled_ == int((semi != 0).sum())
@@ -102,6 +102,41 @@ def test_warm_start_keeps_the_fitted_base_and_refit_base_does_not():
     first = refit.base_
     refit.fit(X, semi_y=semi)
     assert refit.base_ is not first
+
+
+def test_refit_auto_refits_a_base_that_learns_from_labels_only():
+    assert ActiveDetector(base="esad")._refits() and ActiveDetector(base="deepsad")._refits()
+    assert not ActiveDetector(base="deepsvdd")._refits()
+    assert not ActiveDetector(base="esad", refit_base=False)._refits()
+
+
+def _tail_labels(n: int = 3000, seed: int = 0):
+    """The base scores column 0 (AUROC ~0.92) and the `top` strategy queries its 40 highest. Among them
+    the anomalies have a low column 1 and the normals a high one; below the tail it is the other way
+    round: a contrast learnt from the queried tail that ranks the rest of the data worse."""
+    rng = np.random.default_rng(seed)
+    y = (rng.uniform(size=n) < 0.05).astype(np.int64)
+    X = np.column_stack([rng.normal(0, 1, n) + 2.0 * y, rng.uniform(0, 1, n), rng.uniform(0, 1, n)])
+    X[:, 0] -= X[:, 0].min()  # scores >= 0, like distances
+    top = np.argsort(-X[:, 0])[:40]  # what the `top` strategy queries
+    tail = np.zeros(n, dtype=bool)
+    tail[top] = True
+    high, low = rng.uniform(0.6, 1.0, n), rng.uniform(0.0, 0.4, n)
+    X[:, 1] = np.where(tail, np.where(y == 1, low, high), np.where(y == 1, high, low))
+    semi = np.zeros(n, dtype=np.int64)
+    semi[top] = np.where(y[top] == 1, -1, 1)
+    return X.astype(np.float32), y, semi
+
+
+def test_labels_queried_by_the_score_do_not_make_the_layer_rank_worse(toy):
+    X, y, semi = _tail_labels()
+    before = auroc(y, ActiveDetector(base="firstcolumn").fit(X).decision_function(X))
+    after = ActiveDetector(base="firstcolumn").fit(X, semi_y=semi)
+    assert auroc(y, after.decision_function(X)) >= before - 0.002
+    assert after.coef_[0] == 1.0 and (after.coef_[1:] >= 0).all()
+    # the earlier layer (free weights) learns the tail's contrast (column 1 counts against) and ranks worse
+    free = ActiveDetector(base="firstcolumn", score_weight="free", signal_weights="free").fit(X, semi_y=semi)
+    assert free.coef_[2] < 0 and auroc(y, free.decision_function(X)) < before - 0.01
 
 
 def test_a_base_without_signal_is_refused_before_fitting():
@@ -115,7 +150,15 @@ def test_a_base_without_signal_is_refused_before_fitting():
 
 
 @pytest.mark.parametrize(
-    "params, match", [({"l2": 0.0}, "l2"), ({"prior": 1.5}, "prior"), ({"base": "active"}, "itself")]
+    "params, match",
+    [
+        ({"l2": 0.0}, "l2"),
+        ({"prior": 1.5}, "prior"),
+        ({"base": "active"}, "itself"),
+        ({"score_weight": "loose"}, "score_weight"),
+        ({"signal_weights": "any"}, "signal_weights"),
+        ({"refit_base": "sometimes"}, "refit_base"),
+    ],
 )
 def test_bad_layer_parameters_are_clear_errors(params, match):
     from sadkit.data import to_semi_y

@@ -63,6 +63,15 @@ def test_score_is_the_squared_distance_to_c(data):
     assert np.allclose(detector.decision_function(X_test), expected, rtol=1e-5)
 
 
+def test_signal_is_the_terms_of_the_score(data):
+    """The active layer re-weighs the score's terms: (phi(x)_k - c_k)^2, which sum to the score."""
+    X, semi_y, X_test = data
+    detector = DeepSAD(**FAST).fit(X, semi_y=semi_y)
+    signal = detector.signal(X_test)
+    assert signal.shape == (len(X_test), detector.c_.numel()) and (signal >= 0).all()
+    assert np.allclose(signal.sum(axis=1), detector.decision_function(X_test), rtol=1e-5)
+
+
 def test_labeled_anomalies_are_pushed_away_from_c():
     """With labeled anomalies, Deep SAD ranks their kind higher than Deep SVDD does."""
     rng = np.random.default_rng(0)

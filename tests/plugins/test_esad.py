@@ -63,6 +63,28 @@ def test_score_is_reconstruction_error_plus_weighted_latent_norm(data):
     )
 
 
+def test_the_julia_readings_score_with_the_mean_error_and_the_plain_norm(data):
+    """norm="euclidean" + score_reconstruction="mean": mean squared error + ||z_hat||, as the Julia package."""
+    X, semi_y, X_test = data
+    params = {"norm": "euclidean", "anomaly_reconstruction": "keep", "score_reconstruction": "mean"}
+    detector = ESAD(**FAST, **params).fit(X, semi_y=semi_y)
+    with torch.no_grad():
+        x = torch.as_tensor(X_test)
+        _, x_hat, z_hat = detector.net_.eval()(x)
+        expected = ((x_hat - x) ** 2).mean(1).numpy() + torch.linalg.norm(z_hat, dim=1).numpy()
+    np.testing.assert_allclose(detector.decision_function(X_test), expected, rtol=1e-4)
+    assert np.isfinite(detector.train_losses_).all()
+
+
+def test_keeping_the_anomalies_reconstruction_trains_them_like_normals(data):
+    """anomaly_reconstruction="keep" minimises a labeled anomaly's error (ours inverts it): lower error."""
+    X, semi_y, _ = data
+    anomalies = X[semi_y == -1]
+    kept = ESAD(**FAST, anomaly_reconstruction="keep").fit(X, semi_y=semi_y).score_parts(anomalies)["reconstruction"]
+    inverted = ESAD(**FAST).fit(X, semi_y=semi_y).score_parts(anomalies)["reconstruction"]
+    assert kept.mean() < inverted.mean()
+
+
 def test_labeled_anomalies_are_pushed_away(data):
     """The same data with its labeled anomalies marked scores those anomalies far higher than unmarked."""
     X, semi_y, _ = data
@@ -103,6 +125,9 @@ def test_real_odds_thyroid_beats_chance_quickly(odds_root):
         ({"eta": 0.0}, "eta"),
         ({"batch_size": 1}, "batch_size"),
         ({"shared_encoder": "yes"}, "shared_encoder"),
+        ({"norm": "l1"}, "norm"),
+        ({"anomaly_reconstruction": "noise"}, "anomaly_reconstruction"),
+        ({"score_reconstruction": "max"}, "score_reconstruction"),
         ({"net_name": "thyroid_mlp"}, "thyroid_mlp"),  # 6 features expected, the data has 5
     ],
 )

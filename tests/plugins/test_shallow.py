@@ -6,15 +6,12 @@ import json
 
 import numpy as np
 import pytest
-from mlflow.tracking import MlflowClient
 from sklearn.ensemble import IsolationForest as SkIsolationForest
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.neighbors import KernelDensity
 from sklearn.svm import OneClassSVM
 
 from sadkit import InvalidInputError, auroc, create_dataset, create_detector, load_detector
-from sadkit.experiment import ExperimentSpec, run_experiment
-from sadkit.plugins.shallow import ocsvm
 from sadkit.plugins.shallow.iforest import IsolationForest
 from sadkit.plugins.shallow.kde import BANDWIDTH_GRID, KDE
 from sadkit.plugins.shallow.ocsvm import GAMMA_GRID, NU_GRID, OCSVM
@@ -97,30 +94,6 @@ def test_ocsvm_max_samples_subsamples_with_the_seed(data):
         OCSVM(max_samples=1).fit(X)
     with pytest.raises(InvalidInputError, match="nu"):
         OCSVM(nu=1.5).fit(X)
-
-
-def test_selection_never_sees_the_test_split(tracking_uri, monkeypatch):
-    """Through a whole experiment: the only labeled data a selection scores is the validation split."""
-    seen = []
-    original = ocsvm.select_on_validation
-
-    def spy(candidates, fit, score, eval_set):
-        seen.append(np.array(eval_set[0]))
-        return original(candidates, fit, score, eval_set)
-
-    monkeypatch.setattr(ocsvm, "select_on_validation", spy)
-    data = {"n_samples": 600, "ratio_known_outlier": 0.05}
-    spec = ExperimentSpec(detector="ocsvm", dataset="synthetic", data=data, seed=4, log_model=False, threads=1)
-    result = run_experiment(spec)
-    _, val, test = create_dataset("synthetic", seed=4, **data).load()
-    assert len(seen) == 1
-    assert np.array_equal(seen[0], val.X.astype(np.float64))
-    test_rows = {row.tobytes() for row in np.asarray(test.X, dtype=np.float64)}
-    assert not any(row.tobytes() in test_rows for row in seen[0])
-    params = MlflowClient(tracking_uri).get_run(result.run_id).data.params
-    assert params["selected.selection"] == "validation"
-    assert float(params["selected.nu"]) == result.selected["nu"]
-    assert float(params["selected.gamma"]) == result.selected["gamma"]
 
 
 # -------------------------------------------------------------------------------- Isolation Forest
