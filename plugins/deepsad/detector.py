@@ -201,9 +201,10 @@ class DeepSAD(TorchDetector):
                 generator=generator,
                 net_params=self.net_params,
                 callbacks=callbacks,
+                network=net,
             )
-            # The encoder of the autoencoder is the network architecture itself: its weights
-            # (and BatchNorm statistics) load key for key. strict=True: a mismatch is an error.
+            # The encoder of the autoencoder is the network architecture itself (checked before pretraining):
+            # its weights (and BatchNorm statistics) load key for key.
             net.load_state_dict(ae.encoder.state_dict(), strict=True)
             self.ae_state_ = {k: v.detach().cpu().clone() for k, v in ae.state_dict().items()}
             self.timings_["pretrain"] = time.perf_counter() - start
