@@ -170,3 +170,101 @@ def test_an_autoencoder_whose_encoder_differs_fails_the_check_and_the_fit_in_one
     message = " ".join(run.stderr.split())
     assert "error: network 'tiny_bad': the autoencoder's encoder must be the network itself" in message
     assert "size mismatch" not in message and "Traceback" not in message
+
+
+#: detectors that break the estimator contract in the ways issue 19 found
+SLOPPY_DETECTORS = """\
+import numpy as np
+from sadkit import Detector
+
+class _Base(Detector):
+    def _score(self, X):
+        d = np.sqrt(((X.reshape(len(X), 1, -1) - self.reference_[None]) ** 2).sum(-1))
+        return np.sort(d, axis=1)[:, : self._k()].mean(1)
+
+    def _get_state(self):
+        return {"reference": self.reference_}
+
+    def _set_state(self, state):
+        self.reference_ = state["reference"].numpy()
+
+class EagerLOF(_Base):
+    '''Builds its model in __init__: set_params(n_neighbors=50) never reaches fit.'''
+
+    def __init__(self, n_neighbors: int = 20):
+        self.n_neighbors = n_neighbors
+        self._model = {"k": n_neighbors}
+
+    def _k(self):
+        return self._model["k"]
+
+    def _fit(self, X, y, *, eval_set, callbacks):
+        self.reference_ = X.reshape(len(X), -1)
+
+class NoSeed(_Base):
+    '''Declares a seed and subsamples with an unseeded generator.'''
+
+    def __init__(self, n_neighbors: int = 5, seed: int = 0):
+        self.n_neighbors = n_neighbors
+        self.seed = seed
+
+    def _k(self):
+        return self.n_neighbors
+
+    def _fit(self, X, y, *, eval_set, callbacks):
+        rows = np.random.default_rng().choice(len(X), size=len(X) // 2, replace=False)
+        self.reference_ = X[rows].reshape(len(rows), -1)
+"""
+
+#: a dataset whose test split is drawn from the training rows
+OVERLAPPING_DATASET = """\
+import numpy as np
+from sadkit import Dataset, Split
+
+class Overlapping(Dataset):
+    def __init__(self, seed: int = 0):
+        super().__init__(seed=seed)
+
+    def load(self):
+        rng = np.random.default_rng(self.seed)
+        X = rng.normal(size=(200, 4)).astype(np.float32)
+        y = (np.arange(200) % 10 == 0).astype(np.int64)
+        test = rng.choice(200, size=50, replace=False)  # drawn from every row, training rows included
+        train, val = Split(X[:150], y[:150], ids=np.arange(150)), Split(X[:0], y[:0], ids=[])
+        return train, val, Split(X[test], y[test], ids=test)
+"""
+
+
+def test_detectors_that_break_the_estimator_contract_are_named(cli, fake_distribution):
+    fake_distribution(
+        "sadkit-sloppy",
+        {DETECTORS: {"lof": "sloppydet:EagerLOF", "noseed": "sloppydet:NoSeed"}},
+        {"sloppydet.py": SLOPPY_DETECTORS},
+    )
+    lof = {r["check"]: r for r in _rows(cli("plugins", "check", "lof", "--json"))}
+    assert lof["init_does_no_work"]["message"].startswith(
+        "__init__ set _model, which is not a parameter: build it in _fit"
+    )
+    assert lof["set_params_reaches_fit"]["message"].startswith(
+        "set_params(n_neighbors=21) on a detector built with the checks' parameters, then fit, gives other scores than"
+        " EagerLOF(n_neighbors=21)"
+    )
+    noseed = cli("plugins", "check", "noseed")
+    assert noseed.exit_code == 1
+    assert "FAIL same_seed_same_scores: two fits with the same parameters give scores that differ by up to" in (
+        noseed.stdout.replace("\n", " ")
+    )
+    assert "the detector does not honour its seed (seed=0)" in noseed.stdout.replace("\n", " ")
+
+
+def test_a_dataset_with_overlapping_splits_is_named(cli, fake_distribution):
+    fake_distribution(
+        "sadkit-overlap",
+        {"sadkit.datasets": {"overlapping": "overlapping:Overlapping"}},
+        {"overlapping.py": OVERLAPPING_DATASET},
+    )
+    result = cli("plugins", "check", "overlapping")
+    assert result.exit_code == 1
+    text = " ".join(result.stdout.split())
+    assert "dataset 'overlapping'" in text
+    assert "FAIL splits_disjoint:" in text and "id(s) are in both the train and the test split" in text
