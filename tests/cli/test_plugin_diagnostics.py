@@ -126,8 +126,8 @@ def test_check_finds_the_group_and_asks_when_a_name_is_in_two(cli, fake_distribu
     network = cli("plugins", "check", "odds", "--group", "networks", "--json")
     assert network.exit_code == 0, network.stdout
     assert [r["check"] for r in _rows(network)][:2] == ["builds", "forward_shapes"]
-    unknown = cli("plugins", "check", "tiny_mlp")
-    assert unknown.exit_code == 1 and "no plugin named 'tiny_mlp'; installed: detectors:" in unknown.stderr
+    unknown = cli("plugins", "check", "no_such_net")
+    assert unknown.exit_code == 1 and "no plugin named 'no_such_net'; installed: detectors:" in unknown.stderr
 
 
 #: a network whose autoencoder's encoder is not the network (another hidden size)
