@@ -336,30 +336,32 @@ class DeepSVDD(DeepSAD):
         contamination: float = 0.1,
         threshold: str | float | None = None,
     ) -> None:
-        # stores its own arguments only (DeepSAD.__init__ would also set eta and eps, which are not its parameters)
-        self.net_name = net_name
-        self.net_params = net_params
-        self.lr = lr
-        self.n_epochs = n_epochs
-        self.lr_milestones = lr_milestones
-        self.batch_size = batch_size
-        self.weight_decay = weight_decay
-        self.amsgrad = amsgrad
-        self.pretrain = pretrain
-        self.ae_lr = ae_lr
-        self.ae_n_epochs = ae_n_epochs
-        self.ae_lr_milestones = ae_lr_milestones
-        self.ae_batch_size = ae_batch_size
-        self.ae_weight_decay = ae_weight_decay
-        self.center_eps = center_eps
-        self.reference_scheduler = reference_scheduler
-        self.device = device
-        self.seed = seed
-        self.amp = amp
-        self.channels_last = channels_last
-        self.compile = compile
-        self.contamination = contamination
-        self.threshold = threshold
+        super().__init__(
+            net_name=net_name,
+            net_params=net_params,
+            lr=lr,
+            n_epochs=n_epochs,
+            lr_milestones=lr_milestones,
+            batch_size=batch_size,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            pretrain=pretrain,
+            ae_lr=ae_lr,
+            ae_n_epochs=ae_n_epochs,
+            ae_lr_milestones=ae_lr_milestones,
+            ae_batch_size=ae_batch_size,
+            ae_weight_decay=ae_weight_decay,
+            center_eps=center_eps,
+            reference_scheduler=reference_scheduler,
+            device=device,
+            seed=seed,
+            amp=amp,
+            channels_last=channels_last,
+            compile=compile,
+            contamination=contamination,
+            threshold=threshold,
+        )
+        del self.eta, self.eps  # DeepSAD.__init__ sets them; here they are class constants, not parameters
 
     @classmethod
     def search_space(cls, trial: Any) -> dict[str, Any]:
