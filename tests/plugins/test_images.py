@@ -522,5 +522,6 @@ def test_mnist_passes_the_dataset_checks_and_its_ids_name_every_image_once(mnist
     assert_dataset_conforms("mnist", {"root": str(root), "ratio_known_outlier": 0.05})
     train, val, test = create_dataset("mnist", root=str(root), seed=0).load()
     n_train_images = len(arrays["train-labels-idx1-ubyte.gz"])
-    assert test.ids.min() == n_train_images and len(test) == len(arrays["t10k-labels-idx1-ubyte.gz"])  # after the training images
+    assert len(test) == len(arrays["t10k-labels-idx1-ubyte.gz"])
+    assert test.ids.min() == n_train_images  # numbered after the training images
     assert max(train.ids.max(), val.ids.max()) < n_train_images
