@@ -267,6 +267,8 @@ class Dataset(ABC):
 
     #: the network a detector uses on this dataset unless told otherwise
     default_network: ClassVar[str] = "mlp"
+    #: parameters that make loading quick on small data (used by the conformance checks, like a detector's)
+    fast_params: ClassVar[dict[str, Any]] = {}
 
     def __init__(
         self,

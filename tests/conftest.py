@@ -86,15 +86,26 @@ def tracking_uri(tmp_path: Path, _mlflow_template: Path, monkeypatch: pytest.Mon
 
 @pytest.fixture
 def fake_distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """``fake_distribution(name, {group: {entry_name: "module:attr"}})`` installs entry points."""
+    """``fake_distribution(name, {group: {entry_name: "module:attr"}}, modules={"mod.py": source})`` installs
+    entry points, and the modules they name, in a folder of this test only (removed from ``sys.path`` and
+    ``sys.modules`` after it, so no other test sees them)."""
+    import importlib
+    import sys
+    import textwrap
+
     from sadkit import registry
 
     site = tmp_path / "site"
     site.mkdir()
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
+    written: list[str] = []
 
-    def install(name: str, groups: dict[str, dict[str, str]]) -> Path:
+    def install(name: str, groups: dict[str, dict[str, str]], modules: dict[str, str] | None = None) -> Path:
+        for filename, source in (modules or {}).items():
+            (site / filename).write_text(textwrap.dedent(source))
+            written.append(filename.removesuffix(".py"))
+        importlib.invalidate_caches()
         info = site / f"{name}-1.0.dist-info"
         info.mkdir()
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
@@ -108,6 +119,8 @@ def fake_distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
     yield install
     monkeypatch.undo()
+    for module in written:
+        sys.modules.pop(module, None)
     registry.refresh()
 
 

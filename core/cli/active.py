@@ -61,7 +61,7 @@ def active_command(
 
       sadkit active deepsad odds -d name=cardio --budget 50 --per-round 10 --oracle csv:labels.csv --json
     """
-    with handle_errors():
+    with handle_errors(json_errors=as_json):
         from ..active import ActiveSpec, run_active
 
         spec = ActiveSpec(

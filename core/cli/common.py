@@ -39,8 +39,12 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 @contextmanager
-def handle_errors() -> Iterator[None]:
+def handle_errors(*, json_errors: bool = False) -> Iterator[None]:
     """Print sadkit errors as one line on stderr and exit 1 (re-raise with --debug).
+
+    Args:
+        json_errors: the command was asked for ``--json``: an error is also printed on stdout as one JSON
+            object ``{"error": message, "type": exception class}``, so what reads stdout always gets JSON.
 
     SIGTERM and SIGHUP (a closed terminal, a dropped SSH session) are handled like Ctrl-C, so an MLflow
     run stopped by ``kill`` or a hang-up ends KILLED, not RUNNING. (SIGKILL cannot be handled: such a
@@ -60,6 +64,10 @@ def handle_errors() -> Iterator[None]:
             if state.debug:
                 raise
             err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
+            if json_errors:
+                import json
+
+                typer.echo(json.dumps({"error": str(err), "type": type(err).__name__}))
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]")

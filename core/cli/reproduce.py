@@ -23,7 +23,7 @@ def reproduce_command(
 ) -> None:
     """Run every cell of SPEC (skipping cells already FINISHED in the MLflow store), then write a
     Markdown table, CSVs and a plot beside the paper's numbers, also logged to one parent run."""
-    with handle_errors():
+    with handle_errors(json_errors=as_json):
         from ..reproduce import ReproductionSpec, reproduce
 
         parsed = ReproductionSpec.from_yaml(spec)

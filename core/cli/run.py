@@ -41,7 +41,7 @@ def run_command(
 
       sadkit run projects/quick.yaml --seed 3
     """
-    with handle_errors():
+    with handle_errors(json_errors=as_json):
         from ..experiment import run_experiment
 
         spec = _spec(target, dataset, param, data)

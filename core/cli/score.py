@@ -56,7 +56,7 @@ def score_command(
     """
     from ..scoring import ScoreSummary, parse_threshold_option, resolve_model, score_chunks, write_scores
 
-    with handle_errors():
+    with handle_errors(json_errors=as_json):
         detector = resolve_model(model, tracking_uri)
         cut = parse_threshold_option(threshold, detector)
         summary = ScoreSummary()

@@ -85,7 +85,7 @@ def study_command(
 
       sadkit study show deepsad-odds-thyroid --export-best best.yaml
     """
-    with handle_errors():
+    with handle_errors(json_errors=as_json):
         if target == SHOW:
             given = {
                 "--param": param,

@@ -47,9 +47,12 @@ def pip_requirements() -> list[str]:
 
 def input_example(detector: Detector, rows: Any) -> Any:
     """Up to five raw rows for the model's input example: a data frame with the training columns when
-    the model has them, else a float array of flattened samples."""
+    the model has them, else a float array of flattened samples; None when the dataset's preprocessor kept
+    no rows (a plugin's ``Preprocessor`` built without ``examples``)."""
     import pandas as pd
 
+    if rows is None:
+        return None
     rows = rows[:5]
     names = getattr(detector, "feature_names_in_", None)
     if names is not None and not isinstance(rows, pd.DataFrame):

@@ -230,7 +230,7 @@ class ImageDataset(Dataset):
         return (
             Split(X_train, as_int(y_train), labels=as_int(labels_train), ids=as_int(train_idx)),
             Split(X_val, as_int(y_val), labels=as_int(labels_val), ids=as_int(val_idx)),
-            Split(X_test, y_test, ids=np.arange(len(y_test))),
+            Split(X_test, y_test, ids=len(X_train_all) + np.arange(len(y_test))),  # after the training images' ids
         )
 
     @property

@@ -46,6 +46,8 @@ class Synthetic(TabularDataset):
 
     #: networks of the image shapes the paper's LeNets take
     IMAGE_NETWORKS = {(1, 28, 28): "mnist_lenet", (3, 32, 32): "cifar10_lenet"}
+    #: small enough that the conformance checks load it in a moment
+    fast_params = {"n_samples": 600}
 
     def __init__(
         self,

@@ -342,7 +342,9 @@ class Table(Dataset):
             test_labels = self._labels(test_frame, test_source, every_row=True)
             self._check_missing(test_frame, [c for c in columns if c in test_frame], test_source)
             test_ids = (
-                test_frame[self.id_column].to_numpy() if self.id_column in test_frame else np.arange(len(test_frame))
+                test_frame[self.id_column].to_numpy()
+                if self.id_column in test_frame
+                else len(frame) + np.arange(len(test_frame))  # numbered after the training file's rows
             )
             test = Split(
                 self._preprocessor.transform(test_frame),

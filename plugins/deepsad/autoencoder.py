@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from sadkit import AutoEncoder, Callback, InvalidInputError, SadkitError, create_network
+from sadkit.network import check_encoder_is_network
 from sadkit.torch_detector import DEFAULT_NETWORK
 from sadkit.training import Schedule, train_network
 
@@ -57,6 +58,7 @@ def pretrain_autoencoder(
     net_params: dict[str, Any] | None = None,
     callbacks: Sequence[Callback] = (),
     phase: str = "pretrain",
+    network: torch.nn.Module | None = None,
 ) -> tuple[AutoEncoder, list[float]]:
     """Build the autoencoder of ``net_name`` on ``X``'s device and train it on ``X`` (labels unused).
 
@@ -64,11 +66,15 @@ def pretrain_autoencoder(
         X: the training set, one tensor already on the training device.
         schedule: the optimisation settings (Deep SAD's ``ae_*`` parameters).
         generator: drives the batch order (the same generator Deep SAD then uses for training).
+        network: the network the encoder must be (checked before any training, see
+            :func:`sadkit.network.check_encoder_is_network`).
 
     Returns:
         The trained autoencoder (in eval mode) and the mean loss of every epoch.
     """
     ae = build_autoencoder(net_name, tuple(X.shape[1:]), net_params).to(X.device)
+    if network is not None:
+        check_encoder_is_network(network, ae, net_name or DEFAULT_NETWORK)
     losses = train_network(
         ae, reconstruction_loss, [X], schedule, phase=phase, generator=generator, callbacks=callbacks
     )

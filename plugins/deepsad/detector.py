@@ -201,9 +201,10 @@ class DeepSAD(TorchDetector):
                 generator=generator,
                 net_params=self.net_params,
                 callbacks=callbacks,
+                network=net,
             )
-            # The encoder of the autoencoder is the network architecture itself: its weights
-            # (and BatchNorm statistics) load key for key. strict=True: a mismatch is an error.
+            # The encoder of the autoencoder is the network architecture itself (checked before pretraining):
+            # its weights (and BatchNorm statistics) load key for key.
             net.load_state_dict(ae.encoder.state_dict(), strict=True)
             self.ae_state_ = {k: v.detach().cpu().clone() for k, v in ae.state_dict().items()}
             self.timings_["pretrain"] = time.perf_counter() - start
@@ -316,6 +317,9 @@ class DeepSVDD(DeepSAD):
     """One-class Deep SVDD (Ruff et al. 2018): Deep SAD's machinery with every label ignored."""
 
     uses_labels = False
+    #: not parameters: Deep SVDD has no labeled terms for them to weigh (Deep SAD's loss reads them)
+    eta = 1.0
+    eps = 1e-6
 
     def __init__(
         self,
@@ -368,6 +372,7 @@ class DeepSVDD(DeepSAD):
             contamination=contamination,
             threshold=threshold,
         )
+        del self.eta, self.eps  # DeepSAD.__init__ sets them; here they are class constants, not parameters
 
     @classmethod
     def search_space(cls, trial: Any) -> dict[str, Any]:

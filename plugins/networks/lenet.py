@@ -367,3 +367,9 @@ def cifar10_lenet(
     if not autoencoder:
         return encoder
     return AutoEncoder(encoder, CIFAR10LeNetDecoder(shape, rep_dim, negative_slope, fused_upsampling))
+
+
+# the one sample shape each LeNet takes (the conformance checks build them for it)
+mnist_lenet.example_input_shape = (1, 28, 28)
+fmnist_lenet.example_input_shape = (1, 28, 28)
+cifar10_lenet.example_input_shape = (3, 32, 32)

@@ -125,6 +125,7 @@ def _paper_mlp(x_dim: int, hidden: Sequence[int], rep_dim: int, name: str):
 
     factory.__name__ = name.replace("-", "")
     factory.__doc__ = f"The paper's {name}: {x_dim}-{'-'.join(map(str, hidden))}-{rep_dim}."
+    factory.example_input_shape = (x_dim,)  # the shape the conformance checks build it for
     return factory
 
 

@@ -215,14 +215,20 @@ class FeatureDetector(TorchDetector):
         # Deep SAD builds its network before the autoencoder; building it here too keeps the random
         # stream in step, so with the same seed and settings this is the autoencoder Deep SAD pretrains.
         try:
-            create_network(name, input_shape, **(self.net_params or {}))
+            network = create_network(name, input_shape, **(self.net_params or {}))
         except SadkitError as err:
             raise InvalidInputError(
                 f"{type(self).__name__}: features='ae' but no autoencoder can be built from network {name!r}"
                 f" for samples of shape {input_shape}: {err}"
             ) from err
         ae, self.pretrain_losses_ = pretrain_autoencoder(
-            X_t, name, self._schedule("ae_"), generator=generator, net_params=self.net_params, callbacks=callbacks
+            X_t,
+            name,
+            self._schedule("ae_"),
+            generator=generator,
+            net_params=self.net_params,
+            callbacks=callbacks,
+            network=network,
         )
         self.ae_state_ = {k: v.detach().cpu().clone() for k, v in ae.state_dict().items()}
         self.ae_net_ = {"name": name, "params": dict(self.net_params or {}), "input_shape": list(input_shape)}

@@ -59,14 +59,21 @@ def _heavy(modules: set[str], names=HEAVY) -> list[str]:
 )
 def test_help_imports_nothing_heavy(args):
     modules = _modules_after(_cli(*args))
-    assert _heavy(modules) == []
+    assert _heavy(modules) == [] and "stevedore" not in modules
     assert not [m for m in modules if m.startswith("sadkit.plugins.")]
 
 
 def test_plugins_list_reads_metadata_and_imports_no_plugin():
     modules = _modules_after(_cli("plugins", "list", "--json"))
     assert _heavy(modules) == []
-    assert not [m for m in modules if m.startswith(("sadkit.plugins.", "sadkit_example_plugin"))]
+    assert "stevedore" not in modules  # the loader is imported to load, never to list
+    assert not [m for m in modules if m.startswith(("sadkit.plugins.", "sadkit_example_"))]
+
+
+def test_a_run_imports_the_plugins_it_uses_through_stevedore():
+    modules = _modules_after("from sadkit import registry\nregistry.get('datasets', 'synthetic')")
+    assert "stevedore" in modules and "sadkit.plugins.datasets.synthetic" in modules
+    assert not [m for m in modules if m.startswith(("sadkit.plugins.deepsad", "sadkit.plugins.networks"))]
 
 
 def test_import_sadkit_is_light():

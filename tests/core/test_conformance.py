@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from sadkit import Detector, registry
-from sadkit.testing import assert_detector_conforms, check_detector
+from sadkit.testing import assert_detector_conforms, check_detector, make_data
+from sadkit.testing._runner import run_checks
 
 
 @pytest.mark.parametrize("name", registry.names("detectors"))
@@ -105,3 +106,98 @@ def test_the_search_space_check(cls, expected):
         assert results["search_space"].passed, results["search_space"].message
     else:
         assert not results["search_space"].passed and expected in results["search_space"].message
+
+
+# ---------------------------------------------------------------------------------------- __init__ and set_params
+class _EagerKNN(_MeanDistance):
+    """Builds its "model" in __init__ (PyOD's habit): set_params(n_neighbors=...) never reaches fit."""
+
+    def __init__(self, n_neighbors: int = 5):
+        self.n_neighbors = n_neighbors
+        self._k = n_neighbors
+
+    def _fit(self, X, y, *, eval_set, callbacks):
+        self.reference_ = X.reshape(len(X), -1)
+
+    def _score(self, X):
+        d = np.sqrt(((X.reshape(len(X), 1, -1) - self.reference_[None]) ** 2).sum(-1))
+        return np.sort(d, axis=1)[:, : self._k].mean(1)
+
+    def _get_state(self):
+        return {"reference": self.reference_, "k": self._k}
+
+    def _set_state(self, state):
+        self.reference_, self._k = np.asarray(state["reference"]), int(state["k"])
+
+
+class _EagerKNNWithSpace(_EagerKNN):
+    fast_params = {"n_neighbors": 3}
+
+    @classmethod
+    def search_space(cls, trial):
+        return {"n_neighbors": trial.suggest_int("n_neighbors", 1, 20)}
+
+
+class _SlowInit(_MeanDistance):
+    def __init__(self, scale: float = 1.0):
+        import time
+
+        time.sleep(0.1)
+        self.scale = scale
+
+
+class _IgnoresSeed(_MeanDistance):
+    """Declares a seed and draws from an unseeded generator anyway."""
+
+    def __init__(self, scale: float = 1.0, seed: int | None = 0):
+        self.scale = scale
+        self.seed = seed
+
+    def _fit(self, X, y, *, eval_set, callbacks):
+        rows = np.random.default_rng().choice(len(X), size=len(X) // 2, replace=False)
+        self.mean_ = X[rows].reshape(len(rows), -1).mean(0)
+
+
+def _results(cls, names, **kwargs):
+    from sadkit.testing import detector_params, detectors
+
+    checks = [c for c in detectors.CHECKS if c.__name__.removeprefix("check_") in names]
+    X, y, X_test = make_data()
+    ctx = detectors.DetectorContext(cls=cls, params={**cls.fast_params, **kwargs}, X=X, y=y, X_test=X_test)
+    assert detector_params.INIT_SECONDS < 0.1
+    return {r.name: r for r in run_checks(checks, ctx)}
+
+
+def test_a_detector_that_builds_its_model_in_init_fails_twice():
+    results = _results(_EagerKNN, {"init_does_no_work", "set_params_reaches_fit"})
+    assert not results["init_does_no_work"].passed
+    assert results["init_does_no_work"].message.startswith(
+        "__init__ set _k, which is not a parameter: build it in _fit from the parameters (set_params cannot reach"
+    )
+    assert not results["set_params_reaches_fit"].passed  # no space, no fast_params: n_neighbors nudged to 6
+    assert results["set_params_reaches_fit"].message.startswith(
+        "set_params(n_neighbors=6) on a detector built with the checks' parameters, then fit, gives other scores than"
+        " _EagerKNN(n_neighbors=6)"
+    )
+    # with fast_params and a search space, both routes find it too
+    results = _results(_EagerKNNWithSpace, {"set_params_reaches_fit"})
+    assert (
+        "set_params(n_neighbors=3) on a detector built with its defaults" in results["set_params_reaches_fit"].message
+    )
+
+
+def test_a_slow_init_fails():
+    result = _results(_SlowInit, {"init_does_no_work"})["init_does_no_work"]
+    assert not result.passed and result.message.startswith("__init__ took 0.1")
+    assert "it must only store its arguments" in result.message
+
+
+def test_a_detector_that_ignores_its_seed_is_told_so():
+    result = _results(_IgnoresSeed, {"same_seed_same_scores"})["same_seed_same_scores"]
+    assert not result.passed
+    assert "the detector does not honour its seed (seed=0): draw every random number in _fit from it" in result.message
+
+
+def test_correct_detectors_pass_the_new_checks():
+    results = _results(_GoodSpace, {"init_does_no_work", "set_params_reaches_fit", "same_seed_same_scores"})
+    assert all(r.passed for r in results.values()), results

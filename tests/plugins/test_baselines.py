@@ -106,7 +106,7 @@ def test_plugins_check_names_each_failed_check_and_exits_1(cli):
 def test_plugins_check_of_an_unknown_name_lists_the_installed_ones(cli):
     result = cli("plugins", "check", "ocsvmm")
     assert result.exit_code == 1
-    assert "no detector named 'ocsvmm'" in result.stderr and "ocsvm" in result.stderr
+    assert "no plugin named 'ocsvmm'; installed: detectors: " in result.stderr and "ocsvm" in result.stderr
     assert "Traceback" not in result.stderr
 
 

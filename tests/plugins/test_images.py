@@ -513,3 +513,15 @@ def test_an_image_run_logs_grids_of_the_most_and_least_anomalous_images(mnist_ro
     plots = {a.path for a in MlflowClient(tracking_uri).list_artifacts(result.run_id, "plots")}
     assert {"plots/roc_test.png", "plots/most_anomalous_test.png", "plots/least_anomalous_test.png"} <= plots
     assert result.params["net_name"] == "mnist_lenet"
+
+
+def test_mnist_passes_the_dataset_checks_and_its_ids_name_every_image_once(mnist_root) -> None:
+    from sadkit.testing import assert_dataset_conforms
+
+    root, arrays = mnist_root
+    assert_dataset_conforms("mnist", {"root": str(root), "ratio_known_outlier": 0.05})
+    train, val, test = create_dataset("mnist", root=str(root), seed=0).load()
+    n_train_images = len(arrays["train-labels-idx1-ubyte.gz"])
+    assert len(test) == len(arrays["t10k-labels-idx1-ubyte.gz"])
+    assert test.ids.min() == n_train_images  # numbered after the training images
+    assert max(train.ids.max(), val.ids.max()) < n_train_images

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sadkit_example_plugin import KNN
-from sklearn.neighbors import NearestNeighbors
 
-from sadkit import InvalidInputError, create_detector, registry
-from sadkit.testing import assert_detector_conforms, make_data
+pytest.importorskip("sadkit_example_plugin", reason="pip install -e examples/sadkit-example-plugin (CI does)")
+
+from sadkit_example_plugin import KNN  # noqa: E402
+from sklearn.neighbors import NearestNeighbors  # noqa: E402
+
+from sadkit import InvalidInputError, create_detector, registry  # noqa: E402
+from sadkit.testing import assert_detector_conforms, make_data  # noqa: E402
 
 
 def test_registered_under_its_entry_point():

@@ -1,0 +1,5 @@
+"""An example third-party sadkit plugin: the ``sensors`` dataset, reading its author's own CSV file."""
+
+from .sensors import Sensors
+
+__all__ = ["Sensors"]
