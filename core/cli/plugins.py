@@ -70,13 +70,13 @@ def _status(info: registry.PluginInfo, checked: bool) -> str:
 def check_command(
     name: str = typer.Argument(..., help="A registered detector, network or dataset name."),
     group: str | None = typer.Option(
-        None, "--group", help="detectors, networks or datasets [default: the group that has NAME]."
+        None, "--group", help="detectors, networks or datasets \\[default: the group that has NAME]."
     ),
     param: list[str] = typer.Option(None, "--param", "-p", help="Plugin parameter key=value (repeatable)."),
     input_shape: str | None = typer.Option(
         None,
         "--input-shape",
-        help="Sample shape for a detector or network, e.g. 1,28,28 [default: 5, or the network's].",
+        help="Sample shape for a detector or network, e.g. 1,28,28 \\[default: 5, or the network's].",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list of {check, passed, message}."),
 ) -> None:
