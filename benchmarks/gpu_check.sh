@@ -18,6 +18,14 @@
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
 #       -d .whl -r <(the packages of `pip list` that the GPU machine lacks)
+#
+# Measured on 2026-11-30 (an H200 machine, Python 3.12): it lacks mlflow, mlflow-skinny, mlflow-tracing,
+# optuna, stevedore, filelock-free deps of mlflow (alembic, sqlalchemy, graphene, graphql-core, graphql-relay,
+# flask, flask-cors, gunicorn, huey, fastapi, starlette, uvicorn, docker, databricks-sdk, google-auth, pyasn1,
+# pyasn1_modules, cachetools, gitpython, gitdb, smmap, opentelemetry-*, pydantic, pydantic_core,
+# typing-inspection, annotated-types, python-dotenv, sqlparse, mako, itsdangerous, blinker, importlib_metadata,
+# prettytable, wcwidth, skops, colorlog, platformdirs, pooch), cryptography, cffi, pycparser (MLflow's SQLite
+# store needs cryptography) and cvxopt (SSAD). About 35 MB of wheels; with the data the call stays under 64 MB.
 #   mkdir -p .gpudata && cp -r ../shared/data/MNIST ../shared/data/odds .gpudata/
 #
 # and carry .whl and .gpudata with the command (both are ignored by git).
