@@ -20,7 +20,7 @@
 #       -d .whl -r <(the packages of `pip list` that the GPU machine lacks)
 #
 # Measured on 2026-11-30 (an H200 machine, Python 3.12): it lacks mlflow, mlflow-skinny, mlflow-tracing,
-# optuna, stevedore, filelock-free deps of mlflow (alembic, sqlalchemy, graphene, graphql-core, graphql-relay,
+# optuna, stevedore, the dependencies of mlflow it lacks (alembic, sqlalchemy, graphene, graphql-core, graphql-relay,
 # flask, flask-cors, gunicorn, huey, fastapi, starlette, uvicorn, docker, databricks-sdk, google-auth, pyasn1,
 # pyasn1_modules, cachetools, gitpython, gitdb, smmap, opentelemetry-*, pydantic, pydantic_core,
 # typing-inspection, annotated-types, python-dotenv, sqlparse, mako, itsdangerous, blinker, importlib_metadata,
