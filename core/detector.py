@@ -31,12 +31,6 @@ from .errors import InvalidInputError, InvalidTypeError, NotFittedError, SadkitE
 if TYPE_CHECKING:
     from .preprocessing import Preprocessor
 
-#: kept for code that imported them from here
-PARAMS_FILE = persistence.PARAMS_FILE
-STATE_FILE = persistence.STATE_FILE
-FORMAT_VERSION = persistence.FORMAT_VERSION
-
-
 class Detector(OutlierMixin, BaseEstimator, ABC):
     """Base class of every anomaly detector.
 
@@ -104,6 +98,17 @@ class Detector(OutlierMixin, BaseEstimator, ABC):
                 uses its normals.
             callbacks: receive per-epoch progress.
         """
+        X, labels, eval_set, rule = self._begin_fit(X, y, semi_y, eval_set)
+        started = time.perf_counter()
+        self._fit(X, labels, eval_set=eval_set, callbacks=list(callbacks))
+        vars(self).setdefault("timings_", {"train": time.perf_counter() - started})
+        self._end_fit(X, eval_set, rule)
+        return self
+
+    def _begin_fit(
+        self, X: Any, y: Any, semi_y: Any, eval_set: tuple[Any, Any] | None
+    ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None, thresholds.ThresholdRule]:
+        """What :meth:`fit` does before ``_fit``: the inputs validated, the labels read, the parameters checked."""
         X = self._validate_input(X, reset=True, min_samples=2)
         if y is not None and semi_y is not None:
             raise InvalidInputError("give labels as y (1 anomaly, 0 normal, -1 unlabeled) or as semi_y, not both")
@@ -115,9 +120,10 @@ class Detector(OutlierMixin, BaseEstimator, ABC):
         rule = self.check_params()
         vars(self).pop("timings_", None)  # a detector that times its phases sets it again in _fit
         self.preprocessor_ = None
-        started = time.perf_counter()
-        self._fit(X, labels, eval_set=eval_set, callbacks=list(callbacks))
-        vars(self).setdefault("timings_", {"train": time.perf_counter() - started})
+        return X, labels, eval_set, rule
+
+    def _end_fit(self, X: np.ndarray, eval_set: tuple[np.ndarray, np.ndarray] | None, rule: Any) -> None:
+        """What :meth:`fit` does after ``_fit``: the training scores, the threshold and the decisions."""
         self.input_shape_ = tuple(int(d) for d in X.shape[1:])
         self.decision_scores_ = self._scores_of(X)
         val_normals = None
@@ -128,7 +134,17 @@ class Detector(OutlierMixin, BaseEstimator, ABC):
         self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
         self._train_range = (float(self.decision_scores_.min()), float(self.decision_scores_.max()))
         self._quantiles = thresholds.score_quantiles(self.decision_scores_)
-        return self
+
+    #: whether the detector can train several copies of itself as one grouped network (see :mod:`sadkit.stacking`)
+    can_stack = False
+
+    def _stack_key(self, X: np.ndarray) -> Any:
+        """Detectors with equal keys (not None) and training sets of one size train stacked; None: alone."""
+
+    @classmethod
+    def _fit_stack(cls, detectors: list[Detector], Xs: list, labels: list, eval_sets: list, callbacks: list) -> None:
+        """``_fit`` of every detector at once (they share one :meth:`_stack_key`)."""
+        raise NotImplementedError(f"{cls.__name__} does not train stacked")
 
     def check_params(self) -> thresholds.ThresholdRule:
         """Check every parameter before any work: its annotated type, the threshold rule, and the

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import secrets
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,13 +19,15 @@ import yaml
 from .callbacks import Callback
 from .errors import SadkitWarning, SpecError
 from .leakage import LEAKAGE_TAG, paper_test_holdout, requested_leakage
-from .metrics import auprc, auroc
+from .metrics import auprc, auroc, decision_metrics
 from .registry import create_dataset, create_detector, get
 from .serialize import to_json
 from .training import configure_threads
 
 #: seed values that mean "draw one" (the reference code crashes on -1)
 RANDOM_SEEDS = (None, -1)
+#: the tag of a run whose model trained stacked with others: the stack's size
+STACK_TAG = "sadkit.stack_size"
 
 
 @dataclass
@@ -176,6 +179,47 @@ def detector_params(
     return params
 
 
+@dataclass
+class _Prepared:
+    """One spec, checked and loaded, before its run opens."""
+
+    spec: ExperimentSpec
+    seed: int
+    dataset: Any
+    train: Any
+    val: Any
+    test: Any
+    detector: Any
+    holdout: Any
+    leakage: str | None
+    defaults: Mapping[str, Any]
+
+
+def _prepare(spec: ExperimentSpec) -> _Prepared:
+    """Build, check and load everything of ``spec`` that can fail before a run opens."""
+    seed = resolve_seed(spec.seed)
+    configure_threads(spec.threads)
+    dataset, _ = build(spec, seed)  # a bad detector parameter fails here, before any data are read
+    train, val, test = dataset.load()
+    _, detector = build(spec, seed, n_train=len(train))
+    detector.check_params()
+    given = {*spec.params, *(["device"] if spec.device not in (None, "auto") else [])}
+    ignored = sorted(given & set(detector.ignored_params()))
+    if ignored:
+        warnings.warn(
+            f"{spec.detector}: {', '.join(f'{k}={detector.get_params()[k]!r}' for k in ignored)} has no effect"
+            " with the other parameters as they are (e.g. features='raw' trains no network)",
+            SadkitWarning,
+            stacklevel=3,
+        )
+    leakage = requested_leakage(detector)  # only a detector that asks for it by name sees test data
+    holdout = None
+    if leakage:  # selection on a holdout of the test split; the test metrics are on the rest
+        holdout, test = paper_test_holdout(test, seed)
+    defaults = dataset.detector_defaults(len(train))
+    return _Prepared(spec, seed, dataset, train, val, test, detector, holdout, leakage, defaults)
+
+
 def run_experiment(
     spec: ExperimentSpec,
     callbacks: Sequence[Callback] = (),
@@ -192,130 +236,146 @@ def run_experiment(
     run behind. The run ends FAILED (and keeps what it logged) when anything raises later, except for the
     exception types of ``stop_on`` (e.g. a pruned trial): those end it KILLED with the given tags.
     """
+    return run_experiments(
+        [spec], [callbacks], tracker=tracker, parent_run_id=parent_run_id, tags=[tags or {}], stop_on=stop_on
+    )[0]
+
+
+def run_experiments(
+    specs: Sequence[ExperimentSpec],
+    callbacks: Sequence[Sequence[Callback]] | None = None,
+    *,
+    tracker: Any = None,
+    parent_run_id: str | None = None,
+    tags: Sequence[Mapping[str, str]] | None = None,
+    stop_on: Mapping[type[BaseException], Mapping[str, str]] | None = None,
+    stack: bool = True,
+) -> list[ExperimentResult]:
+    """Run several specs, each in its own MLflow run, fitting their detectors together.
+
+    Detectors that can train as one grouped network (same architecture and schedule, training sets of one
+    size: see :func:`sadkit.stacked_fit.fit_together`) train stacked unless ``stack`` is False; every spec
+    still gets its own run with its own parameters, per-epoch metrics, center and model, as
+    :func:`run_experiment` gives it. All runs are open during the fit: if it raises, each ends FAILED.
+    """
+    from .stacked_fit import fit_together
     from .tracking import shared_tracker
 
-    seed = resolve_seed(spec.seed)
-    configure_threads(spec.threads)
-    dataset, _ = build(spec, seed)  # a bad detector parameter fails here, before any data are read
-    train, val, test = dataset.load()
-    _, detector = build(spec, seed, n_train=len(train))
-    detector.check_params()
-    given = {*spec.params, *(["device"] if spec.device not in (None, "auto") else [])}
-    ignored = sorted(given & set(detector.ignored_params()))
-    if ignored:
-        warnings.warn(
-            f"{spec.detector}: {', '.join(f'{k}={detector.get_params()[k]!r}' for k in ignored)} has no effect"
-            " with the other parameters as they are (e.g. features='raw' trains no network)",
-            SadkitWarning,
-            stacklevel=2,
+    prepared = [_prepare(spec) for spec in specs]
+    callbacks = list(callbacks) if callbacks is not None else [()] * len(specs)
+    tags = list(tags) if tags is not None else [{}] * len(specs)
+    tracker = tracker or shared_tracker(specs[0].tracking_uri, specs[0].experiment)
+    with contextlib.ExitStack() as runs_open:
+        runs = [
+            runs_open.enter_context(_open_run(p, tracker, parent_run_id, t, stop_on))
+            for p, t in zip(prepared, tags, strict=True)
+        ]
+        started = time.perf_counter()
+        fit_together(
+            [p.detector for p in prepared],
+            [(p.train.X, p.train.labels) for p in prepared],
+            eval_sets=[_eval_set(p) for p in prepared],
+            callbacks=[[run.epoch_callback(), *cbs] for run, cbs in zip(runs, callbacks, strict=True)],
+            stack=stack,
         )
-    defaults = dataset.detector_defaults(len(train))
-    leakage = requested_leakage(detector)  # only a detector that asks for it by name sees test data
-    holdout = None
-    if leakage:  # selection on a holdout of the test split; the test metrics are on the rest
-        holdout, test = paper_test_holdout(test, seed)
-    tracker = tracker or shared_tracker(spec.tracking_uri, spec.experiment)
-    parts = [spec.detector, spec.dataset, getattr(dataset, "name", None), f"seed{seed}"]
-    run_name = spec.run_name or "-".join(str(p) for p in parts if p)
-    run_tags = {"sadkit.detector": spec.detector, "sadkit.dataset": spec.dataset, **(tags or {})}
-    if defaults:
-        run_tags["sadkit.defaults"] = str(defaults.get("name", "dataset"))
-    if leakage:
-        run_tags[LEAKAGE_TAG] = leakage
+        fit_seconds = (time.perf_counter() - started) / len(prepared)
+        return [_finish(p, run, fit_seconds) for p, run in zip(prepared, runs, strict=True)]
+
+
+def _eval_set(p: _Prepared) -> tuple[Any, Any] | None:
+    if p.holdout is not None:
+        return (p.holdout.X, p.holdout.y)
+    return (p.val.X, p.val.y) if len(p.val) else None
+
+
+@contextlib.contextmanager
+def _open_run(
+    p: _Prepared, tracker: Any, parent_run_id: str | None, tags: Mapping[str, str], stop_on: Any
+) -> Iterator[Any]:
+    """Open the run of ``p`` and log what is known before the fit: parameters, split sizes, the dataset."""
+    spec, dataset, train, val, test = p.spec, p.dataset, p.train, p.val, p.test
+    parts = [spec.detector, spec.dataset, getattr(dataset, "name", None), f"seed{p.seed}"]
+    run_name = spec.run_name or "-".join(str(part) for part in parts if part)
+    run_tags = {"sadkit.detector": spec.detector, "sadkit.dataset": spec.dataset, **tags}
+    if p.defaults:
+        run_tags["sadkit.defaults"] = str(p.defaults.get("name", "dataset"))
+    if p.leakage:
+        run_tags[LEAKAGE_TAG] = p.leakage
     with tracker.start_run(run_name=run_name, tags=run_tags, parent_run_id=parent_run_id, stop_on=stop_on) as run:
-        params = detector.get_params(deep=False)
-        data = dataset.get_params()
-        run.log_params({"detector": spec.detector, "dataset": spec.dataset, "seed": seed, **params})
-        run.log_params({f"data.{k}": v for k, v in data.items()})
-        if holdout is not None:
-            run.log_metrics({"n_test_holdout": len(holdout)})
+        run.log_params({"detector": spec.detector, "dataset": spec.dataset, "seed": p.seed})
+        run.log_params(p.detector.get_params(deep=False))
+        run.log_params({f"data.{k}": v for k, v in dataset.get_params().items()})
+        if p.holdout is not None:
+            run.log_metrics({"n_test_holdout": len(p.holdout)})
         run.log_metrics({"n_train": len(train), "n_val": len(val), "n_test": len(test)})
         run.log_dict(
             {"train": train.summary(), "val": val.summary(), "test": test.summary()}, "data/split_summary.json"
         )
-        name = "/".join(str(p) for p in (spec.dataset, getattr(dataset, "name", None)) if p)
+        name = "/".join(str(part) for part in (spec.dataset, getattr(dataset, "name", None)) if part)
         run.log_dataset(name, dataset.source, train.X, train.y)
-        eval_set = (val.X, val.y) if len(val) else None
-        if holdout is not None:
-            eval_set = (holdout.X, holdout.y)
-        started = time.perf_counter()
-        detector.fit(train.X, train.labels, eval_set=eval_set, callbacks=[run.epoch_callback(), *callbacks])
-        fit_seconds = time.perf_counter() - started
-        selected = to_json(detector.selected_params())
-        if selected:
-            run.log_params({f"selected.{k}": v for k, v in selected.items()})
-        timings = detector.timings_
-        pretrain_seconds = float(timings.get("pretrain", 0.0))
-        train_seconds = float(timings.get("train", fit_seconds - pretrain_seconds))
-
-        val_scores = detector.decision_function(val.X) if len(val) else np.empty(0)
-        test_scores = detector.decision_function(test.X) if len(test) else np.empty(0)
-        metrics = {
-            "val_auroc": auroc(val.y, val_scores),
-            "val_auprc": auprc(val.y, val_scores),
-            "test_auroc": auroc(test.y, test_scores),
-            "test_auprc": auprc(test.y, test_scores),
-            "train_seconds": train_seconds,
-            "pretrain_seconds": pretrain_seconds,
-            "fit_seconds": fit_seconds,
-            "threshold": detector.threshold_,
-            **decision_metrics(test.y, test_scores, detector.threshold_, "test"),
-        }
-        run.log_metrics(metrics)
-        run.log_arrays(detector.tracked_arrays())
-        if len(test):
-            run.log_scores("test", test.ids, test_scores, detector.threshold_, test.y)
-        # the model takes raw rows: the dataset's fitted preprocessing becomes part of it
-        detector.set_preprocessor(dataset.preprocessor or identity_preprocessor(train.X))
-        model_uri = run.log_detector(detector, detector.preprocessor_.example_rows()) if spec.log_model else None
-        if len(test):
-            run.log_evaluation_plots(test.y, test_scores, "test")
-            if np.ndim(test.X) == 4:  # image data: grids of the most and least anomalous test images
-                run.log_image_grids(test.X, test_scores, test.y, k=32, split="test")
-        result = ExperimentResult(
-            run_id=run.run_id,
-            detector=spec.detector,
-            dataset=spec.dataset,
-            seed=seed,
-            val_auroc=metrics["val_auroc"],
-            val_auprc=metrics["val_auprc"],
-            test_auroc=metrics["test_auroc"],
-            test_auprc=metrics["test_auprc"],
-            train_seconds=train_seconds,
-            pretrain_seconds=pretrain_seconds,
-            n_train=len(train),
-            n_val=len(val),
-            n_test=len(test),
-            model_uri=model_uri,
-            params=to_json(params),
-            data=to_json(data),
-            selected=selected,
-            threshold=float(detector.threshold_),
-            test_precision=metrics["test_precision"],
-            test_recall=metrics["test_recall"],
-            leakage=leakage,
-        )
-        run.log_dict(result.as_dict(), "results.json")
-    return result
+        yield run
 
 
-def decision_metrics(y: Any, scores: np.ndarray, threshold: float, split: str) -> dict[str, float]:
-    """Precision, recall and F1 of the 0/1 decisions at ``threshold`` on a split with ground truth, and
-    the fraction it flags (NaN where a split has no anomaly or no sample)."""
-    y = np.asarray(y)
-    known = y != -1
-    flagged = scores[known] > threshold
-    truth = y[known] == 1
-    tp = float((flagged & truth).sum())
-    precision = tp / flagged.sum() if flagged.any() else math.nan
-    recall = tp / truth.sum() if truth.any() else math.nan
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else math.nan
-    return {
-        f"{split}_precision": precision,
-        f"{split}_recall": recall,
-        f"{split}_f1": f1,
-        f"{split}_flagged": float(flagged.mean()) if len(flagged) else math.nan,
+def _finish(p: _Prepared, run: Any, fit_seconds: float) -> ExperimentResult:
+    """Evaluate the fitted detector of ``p`` and log its metrics, scores, arrays, model and plots."""
+    spec, dataset, train, val, test, detector = p.spec, p.dataset, p.train, p.val, p.test, p.detector
+    selected = to_json(detector.selected_params())
+    if selected:
+        run.log_params({f"selected.{k}": v for k, v in selected.items()})
+    if getattr(detector, "stack_size_", 1) > 1:
+        run.set_tags({STACK_TAG: str(detector.stack_size_)})
+    timings = detector.timings_
+    pretrain_seconds = float(timings.get("pretrain", 0.0))
+    train_seconds = float(timings.get("train", fit_seconds - pretrain_seconds))
+    val_scores = detector.decision_function(val.X) if len(val) else np.empty(0)
+    test_scores = detector.decision_function(test.X) if len(test) else np.empty(0)
+    metrics = {
+        "val_auroc": auroc(val.y, val_scores),
+        "val_auprc": auprc(val.y, val_scores),
+        "test_auroc": auroc(test.y, test_scores),
+        "test_auprc": auprc(test.y, test_scores),
+        "train_seconds": train_seconds,
+        "pretrain_seconds": pretrain_seconds,
+        "fit_seconds": fit_seconds,
+        "threshold": detector.threshold_,
+        **decision_metrics(test.y, test_scores, detector.threshold_, "test"),
     }
+    run.log_metrics(metrics)
+    run.log_arrays(detector.tracked_arrays())
+    if len(test):
+        run.log_scores("test", test.ids, test_scores, detector.threshold_, test.y)
+    # the model takes raw rows: the dataset's fitted preprocessing becomes part of it
+    detector.set_preprocessor(dataset.preprocessor or identity_preprocessor(train.X))
+    model_uri = run.log_detector(detector, detector.preprocessor_.example_rows()) if spec.log_model else None
+    if len(test):
+        run.log_evaluation_plots(test.y, test_scores, "test")
+        if np.ndim(test.X) == 4:  # image data: grids of the most and least anomalous test images
+            run.log_image_grids(test.X, test_scores, test.y, k=32, split="test")
+    result = ExperimentResult(
+        run_id=run.run_id,
+        detector=spec.detector,
+        dataset=spec.dataset,
+        seed=p.seed,
+        val_auroc=metrics["val_auroc"],
+        val_auprc=metrics["val_auprc"],
+        test_auroc=metrics["test_auroc"],
+        test_auprc=metrics["test_auprc"],
+        train_seconds=train_seconds,
+        pretrain_seconds=pretrain_seconds,
+        n_train=len(train),
+        n_val=len(val),
+        n_test=len(test),
+        model_uri=model_uri,
+        params=to_json(detector.get_params(deep=False)),
+        data=to_json(dataset.get_params()),
+        selected=selected,
+        threshold=float(detector.threshold_),
+        test_precision=metrics["test_precision"],
+        test_recall=metrics["test_recall"],
+        leakage=p.leakage,
+    )
+    run.log_dict(result.as_dict(), "results.json")
+    return result
 
 
 def identity_preprocessor(X: np.ndarray) -> Any:

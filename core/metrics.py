@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
@@ -37,3 +38,22 @@ def roc(y_true, scores) -> tuple[np.ndarray, np.ndarray]:
         return np.empty(0), np.empty(0)
     fpr, tpr, _ = roc_curve(*prepared)
     return fpr, tpr
+
+
+def decision_metrics(y: Any, scores: np.ndarray, threshold: float, split: str) -> dict[str, float]:
+    """Precision, recall and F1 of the 0/1 decisions at ``threshold`` on a split with ground truth, and
+    the fraction it flags (NaN where a split has no anomaly or no sample)."""
+    y = np.asarray(y)
+    known = y != -1
+    flagged = scores[known] > threshold
+    truth = y[known] == 1
+    tp = float((flagged & truth).sum())
+    precision = tp / flagged.sum() if flagged.any() else math.nan
+    recall = tp / truth.sum() if truth.any() else math.nan
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else math.nan
+    return {
+        f"{split}_precision": precision,
+        f"{split}_recall": recall,
+        f"{split}_f1": f1,
+        f"{split}_flagged": float(flagged.mean()) if len(flagged) else math.nan,
+    }

@@ -19,6 +19,12 @@ def reproduce_command(
     report_only: bool = typer.Option(
         False, "--report-only", help="Compute nothing: write the outputs from the cells already finished."
     ),
+    stack: bool = typer.Option(
+        True,
+        "--stack/--no-stack",
+        help="Train the seeds of a cell (for images, the cells of one normal class) as one stacked network,"
+        " each model still in its own run; --no-stack trains them one by one.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
     """Run every cell of SPEC (skipping cells already FINISHED in the MLflow store), then write a
@@ -41,7 +47,9 @@ def reproduce_command(
                     highlight=False,
                 )
 
-        summary = reproduce(parsed, target, workers=workers, on_cell=report, report_only=report_only)
+        summary = reproduce(
+            parsed, target, workers=workers, on_cell=report, report_only=report_only, stack=stack
+        )
     if as_json:
         typer.echo(json.dumps(json_safe(summary)))
     else:

@@ -7,6 +7,7 @@ an interrupted reproduction resumes where it stopped.
 
 from __future__ import annotations
 
+import json
 import math
 import multiprocessing
 import time
@@ -19,28 +20,49 @@ from ..errors import SadkitError
 from .report import CellResult, aggregate, write_outputs
 from .spec import KEY_TAG, Cell, ReproductionSpec
 
+#: the most models one task trains stacked
+MAX_STACK = 100
 
-def _run_cell(cell: Cell, parent_run_id: str | None) -> CellResult:
-    from ..experiment import run_experiment
+
+def _run_cells(cells: list[Cell], parent_run_id: str | None, stack: bool = True) -> list[CellResult]:
+    """Run the cells of one task, each in its own run; their models train stacked where they can."""
+    from ..experiment import run_experiments
 
     started = time.perf_counter()
-    result = run_experiment(
-        cell.experiment_spec(),
+    results = run_experiments(
+        [cell.experiment_spec() for cell in cells],
         parent_run_id=parent_run_id,
-        tags={KEY_TAG: cell.key, "sadkit.reproduce.method": cell.method.label},
+        tags=[{KEY_TAG: cell.key, "sadkit.reproduce.method": cell.method.label} for cell in cells],
+        stack=stack,
     )
-    return CellResult.of(
-        cell,
-        test_auroc=result.test_auroc,
-        val_auroc=result.val_auroc,
-        run_id=result.run_id,
-        reused=False,
-        wall_seconds=time.perf_counter() - started,
-    )
+    wall = (time.perf_counter() - started) / len(cells)  # each cell's share of the task
+    return [
+        CellResult.of(
+            cell, test_auroc=r.test_auroc, val_auroc=r.val_auroc, run_id=r.run_id, reused=False, wall_seconds=wall
+        )
+        for cell, r in zip(cells, results, strict=True)
+    ]
 
 
-def _run_cell_in_worker(args: tuple[Cell, str | None]) -> CellResult:
-    return _run_cell(*args)
+def _run_task_in_worker(args: tuple[list[Cell], str | None, bool]) -> list[CellResult]:
+    return _run_cells(*args)
+
+
+def tasks(cells: list[Cell], stack: bool = True, max_stack: int = MAX_STACK) -> list[list[Cell]]:
+    """The cells grouped into tasks: one cell each with ``stack`` False; else the seeds of one method and
+    data setting (for images, every cell of one method and normal class), at most ``max_stack`` per task.
+
+    Within a task, models whose training sets differ in size (or that cannot stack) still train apart.
+    """
+    if not stack:
+        return [[cell] for cell in cells]
+    groups: dict[str, list[Cell]] = {}
+    for cell in cells:
+        setting = cell.data
+        shared = {"normal_class": setting["normal_class"]} if "normal_class" in setting else setting
+        key = json.dumps([cell.method.label, cell.method.detector, cell.method.params, shared], default=str)
+        groups.setdefault(key, []).append(cell)
+    return [group[i : i + max_stack] for group in groups.values() for i in range(0, len(group), max_stack)]
 
 
 def preflight(spec: ReproductionSpec) -> None:
@@ -61,9 +83,12 @@ def reproduce(
     workers: int = 1,
     on_cell: Callable[[CellResult, int, int], None] | None = None,
     report_only: bool = False,
+    stack: bool = True,
 ) -> dict[str, Any]:
     """Run (or read back) every cell, aggregate, and write table.md, cells.csv, runs.csv, plot.png.
 
+    With ``stack`` (the default) the seeds of a cell (for images, the cells of one normal class) train as
+    one stacked network (:mod:`sadkit.stacking`), each still in its own run; False runs them one by one.
     With ``report_only`` nothing is computed: the outputs hold the cells that already finished (a table
     entry from fewer seeds than the spec's says ``n=``), e.g. to look at a long reproduction half-way.
     """
@@ -96,27 +121,36 @@ def reproduce(
             )
     with tracker.start_run(run_name=f"reproduce {spec.name}", tags={"sadkit.reproduce": spec.name}) as parent:
         parent.log_params(
-            {"reproduction": spec.name, "n_cells": len(cells), "n_reused": len(results), "workers": workers}
+            {
+                "reproduction": spec.name,
+                "n_cells": len(cells),
+                "n_reused": len(results),
+                "workers": workers,
+                "stack": stack,
+            }
         )
         done = len(results)
         missing = len(todo) if report_only else 0
         if report_only:
             todo = []
+        work = tasks(todo, stack)
         if workers <= 1:
-            for cell in todo:
-                result = _run_cell(cell, parent.run_id)
-                results.append(result)
-                done += 1
-                if on_cell:
-                    on_cell(result, done, len(cells))
-        else:
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(workers, mp_context=context) as pool:
-                for result in pool.map(_run_cell_in_worker, [(c, parent.run_id) for c in todo]):
+            finished_tasks = (_run_cells(task, parent.run_id, stack) for task in work)
+            for task_results in finished_tasks:
+                for result in task_results:
                     results.append(result)
                     done += 1
                     if on_cell:
                         on_cell(result, done, len(cells))
+        else:
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+                for task_results in pool.map(_run_task_in_worker, [(t, parent.run_id, stack) for t in work]):
+                    for result in task_results:
+                        results.append(result)
+                        done += 1
+                        if on_cell:
+                            on_cell(result, done, len(cells))
         summary = aggregate(spec, results, paper)
         write_outputs(spec, out, results, summary, source)
         for name in ("table.md", "cells.csv", "runs.csv", "plot.png"):

@@ -34,13 +34,8 @@ from sadkit.torch_detector import PretrainedAutoencoder
 from sadkit.training import Schedule, as_tensor, predict, resolve_amp, seed_everything, train_network
 
 from .autoencoder import pretrain_autoencoder
-
-
-def init_center(features: torch.Tensor, eps: float) -> torch.Tensor:
-    """Mean of the initial representations, with coordinates near zero pushed to ±eps."""
-    c = features.mean(dim=0)
-    small = c.abs() < eps
-    return torch.where(small, torch.where(c < 0, -eps, eps).to(c.dtype), c)
+from .center import init_center
+from .stacked import fit_stack, stack_key
 
 
 class DeepSAD(TorchDetector):
@@ -75,6 +70,7 @@ class DeepSAD(TorchDetector):
         timings_, train_losses_, seed_: as :class:`~sadkit.TorchDetector`.
     """
 
+    can_stack = True
     fast_params = {"n_epochs": 3, "ae_n_epochs": 2, "lr_milestones": (2,), "ae_lr_milestones": (1,), "device": "cpu"}
 
     def __init__(
@@ -247,6 +243,13 @@ class DeepSAD(TorchDetector):
         self.net_ = net
         self.c_ = c.detach()
         self.seed_ = seed
+
+    def _stack_key(self, X: np.ndarray) -> tuple:
+        return stack_key(self, X)
+
+    @classmethod
+    def _fit_stack(cls, detectors: list, Xs: list, labels: list, eval_sets: list, callbacks: list) -> None:
+        fit_stack(detectors, Xs, labels, eval_sets, callbacks)
 
     # ------------------------------------------------------------------ scoring
     def _score(self, X: np.ndarray) -> np.ndarray:

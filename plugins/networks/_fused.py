@@ -156,6 +156,16 @@ def _batch_statistics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]
     return mean, var, n
 
 
+class FusedPooling:
+    """A network whose "BatchNorm -> LeakyReLU -> pool" blocks may run fused (its ``fused_pooling``)."""
+
+    fused_pooling: bool
+
+    def use_plain_kernels(self) -> None:
+        """Run the three plain steps: what ``torch.func.vmap`` can batch (stacked training, :mod:`sadkit.stacking`)."""
+        self.fused_pooling = False
+
+
 def bn_leaky_pool(x: torch.Tensor, bn: nn.BatchNorm2d, slope: float, fused: bool = True) -> torch.Tensor:
     """``max_pool2d(leaky_relu(bn(x), slope), 2)``, by default pooled first (same function, faster).
 

@@ -28,7 +28,7 @@ from torch import nn
 
 from sadkit import AutoEncoder, InvalidInputError, Network
 
-from ._fused import UpsampleConvTranspose2d, bn_leaky_pool
+from ._fused import FusedPooling, UpsampleConvTranspose2d, bn_leaky_pool
 
 BN_EPS = 1e-4
 
@@ -71,7 +71,7 @@ def _check_rep_dim(name: str, value: int, param: str = "rep_dim") -> int:
 # ------------------------------------------------------------------------------------------------ MNIST
 
 
-class MNISTLeNet(Network):
+class MNISTLeNet(FusedPooling, Network):
     """``conv(1->8, 5x5) -> BN -> LReLU -> pool -> conv(8->4, 5x5) -> BN -> LReLU -> pool -> dense(196->rep_dim)``."""
 
     def __init__(
@@ -131,7 +131,7 @@ class MNISTLeNetDecoder(nn.Module):
 # ----------------------------------------------------------------------------------------- Fashion-MNIST
 
 
-class FashionMNISTLeNet(Network):
+class FashionMNISTLeNet(FusedPooling, Network):
     """Two ``conv(5x5) -> BN -> LReLU -> pool`` (1->16->32), ``dense(1568->hidden) -> BN1d -> LReLU -> dense``."""
 
     def __init__(
@@ -198,7 +198,7 @@ class FashionMNISTLeNetDecoder(nn.Module):
 # ---------------------------------------------------------------------------------------------- CIFAR-10
 
 
-class CIFAR10LeNet(Network):
+class CIFAR10LeNet(FusedPooling, Network):
     """Three ``conv(5x5) -> BN -> LReLU -> pool`` modules (3->32->64->128) and ``dense(2048->rep_dim)``."""
 
     def __init__(
