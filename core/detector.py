@@ -142,8 +142,8 @@ class Detector(OutlierMixin, BaseEstimator, ABC):
         """Detectors with equal keys (not None) and training sets of one size train stacked; None: alone."""
 
     @classmethod
-    def _fit_stack(cls, detectors: list[Detector], Xs: list, labels: list, eval_sets: list, callbacks: list) -> None:
-        """``_fit`` of every detector at once (they share one :meth:`_stack_key`)."""
+    def _fit_stack(cls, detectors: list[Detector], Xs: list, labels: list, eval_sets: list, callbacks: list) -> list:
+        """``_fit`` of every detector at once (one :meth:`_stack_key`); per detector, what stopped it or None."""
         raise NotImplementedError(f"{cls.__name__} does not train stacked")
 
     def check_params(self) -> thresholds.ThresholdRule:

@@ -3,142 +3,29 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import math
-import secrets
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import yaml
 
 from .callbacks import Callback
 from .errors import SadkitWarning, SpecError
+from .experiment_spec import (  # noqa: F401 - re-exported: sadkit.experiment is where users import them
+    RANDOM_SEEDS,
+    STACK_TAG,
+    ExperimentResult,
+    ExperimentSpec,
+    read_spec_file,
+    resolve_seed,
+)
 from .leakage import LEAKAGE_TAG, paper_test_holdout, requested_leakage
 from .metrics import auprc, auroc, decision_metrics
 from .registry import create_dataset, create_detector, get
 from .serialize import to_json
 from .training import configure_threads
-
-#: seed values that mean "draw one" (the reference code crashes on -1)
-RANDOM_SEEDS = (None, -1)
-#: the tag of a run whose model trained stacked with others: the stack's size
-STACK_TAG = "sadkit.stack_size"
-
-
-@dataclass
-class ExperimentSpec:
-    """What to run. The YAML form has the same keys (see ``projects/``).
-
-    Attributes:
-        detector: registered detector name (``deepsad``).
-        dataset: registered dataset name (``odds``).
-        params: detector parameters; ``seed``, ``device`` and (for deep detectors) ``net_name`` are
-            filled in from the spec and the dataset unless given.
-        data: dataset parameters (``name``, ``ratio_known_outlier``, ...).
-        seed: one seed for the data sampling, the weights and the batch order; -1 or None draws one.
-        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-        experiment: MLflow experiment name.
-        tracking_uri: MLflow tracking URI (default: ``$MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db``).
-        threads: torch CPU threads (default: all cores available to the process).
-        log_model: log the fitted detector as an MLflow model.
-        run_name: MLflow run name (default ``<detector>-<dataset>-seed<N>``).
-    """
-
-    detector: str
-    dataset: str
-    params: dict[str, Any] = field(default_factory=dict)
-    data: dict[str, Any] = field(default_factory=dict)
-    seed: int | None = 0
-    device: str = "auto"
-    experiment: str | None = None
-    tracking_uri: str | None = None
-    threads: int | None = None
-    log_model: bool = True
-    run_name: str | None = None
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any], source: str = "spec") -> ExperimentSpec:
-        """Build a spec, naming any unknown or missing key."""
-        if not isinstance(raw, Mapping):
-            raise SpecError(f"{source}: expected a mapping of keys, got {type(raw).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise SpecError(f"{source}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
-        missing = [k for k in ("detector", "dataset") if not raw.get(k)]
-        if missing:
-            raise SpecError(f"{source}: missing key(s) {', '.join(missing)}")
-        for key in ("params", "data"):
-            if raw.get(key) is not None and not isinstance(raw[key], Mapping):
-                raise SpecError(f"{source}: '{key}' must be a mapping, got {raw[key]!r}")
-        values = {k: v for k, v in raw.items() if v is not None or k == "seed"}
-        values["params"] = dict(raw.get("params") or {})
-        values["data"] = dict(raw.get("data") or {})
-        return cls(**values)
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> ExperimentSpec:
-        return cls.from_dict(read_spec_file(path), source=str(path))
-
-
-def read_spec_file(path: str | Path) -> Any:
-    """The YAML of a spec file, or a :class:`SpecError` saying why it cannot be read."""
-    path = Path(path)
-    try:
-        return yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError as err:
-        raise SpecError(f"spec file {path} does not exist") from err
-    except yaml.YAMLError as err:
-        raise SpecError(f"{path} is not valid YAML: {err}") from err
-
-
-@dataclass
-class ExperimentResult:
-    """What a run measured (also logged to MLflow as metrics and ``results.json``)."""
-
-    run_id: str
-    detector: str
-    dataset: str
-    seed: int
-    val_auroc: float
-    val_auprc: float
-    test_auroc: float
-    test_auprc: float
-    train_seconds: float
-    pretrain_seconds: float
-    n_train: int
-    n_val: int
-    n_test: int
-    model_uri: str | None
-    params: dict[str, Any]
-    data: dict[str, Any]
-    #: hyperparameters the detector chose itself (e.g. on the validation split); see Detector.selected_params
-    selected: dict[str, Any] = field(default_factory=dict)
-    #: the fitted decision: samples scoring above ``threshold`` are flagged (``predict`` gives 1)
-    threshold: float = math.nan
-    #: precision and recall of those decisions on the test split (NaN without a test split)
-    test_precision: float = math.nan
-    test_recall: float = math.nan
-    #: a leaky protocol the detector asked for (``paper_test_holdout``: test metrics on the other 90%), or None
-    leakage: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def resolve_seed(seed: int | None) -> int:
-    """The seed to use: the given one, or a fresh one for -1/None (logged, so the run is repeatable)."""
-    if seed in RANDOM_SEEDS:
-        return secrets.randbelow(2**31 - 1)
-    seed = int(seed)
-    if seed < 0:
-        raise SpecError(f"seed must be >= 0, or -1 to draw one; got {seed}")
-    return seed
 
 
 def build(spec: ExperimentSpec, seed: int, n_train: int | None = None) -> tuple[Any, Any]:
@@ -250,13 +137,17 @@ def run_experiments(
     tags: Sequence[Mapping[str, str]] | None = None,
     stop_on: Mapping[type[BaseException], Mapping[str, str]] | None = None,
     stack: bool = True,
-) -> list[ExperimentResult]:
+    return_exceptions: bool = False,
+) -> list[Any]:
     """Run several specs, each in its own MLflow run, fitting their detectors together.
 
     Detectors that can train as one grouped network (same architecture and schedule, training sets of one
     size: see :func:`sadkit.stacked_fit.fit_together`) train stacked unless ``stack`` is False; every spec
     still gets its own run with its own parameters, per-epoch metrics, center and model, as
-    :func:`run_experiment` gives it. All runs are open during the fit: if it raises, each ends FAILED.
+    :func:`run_experiment` gives it. All runs are open during the fit. A spec whose fit or evaluation
+    raises ends its own run (FAILED, or KILLED for ``stop_on``) and the others finish; then the first
+    exception is raised, or, with ``return_exceptions``, each failed spec's exception takes its place in
+    the returned list.
     """
     from .stacked_fit import fit_together
     from .tracking import shared_tracker
@@ -265,21 +156,48 @@ def run_experiments(
     callbacks = list(callbacks) if callbacks is not None else [()] * len(specs)
     tags = list(tags) if tags is not None else [{}] * len(specs)
     tracker = tracker or shared_tracker(specs[0].tracking_uri, specs[0].experiment)
-    with contextlib.ExitStack() as runs_open:
-        runs = [
-            runs_open.enter_context(_open_run(p, tracker, parent_run_id, t, stop_on))
-            for p, t in zip(prepared, tags, strict=True)
-        ]
+    contexts = [_open_run(p, tracker, parent_run_id, t, stop_on) for p, t in zip(prepared, tags, strict=True)]
+    runs: list[Any] = []
+    try:
+        for context in contexts:
+            runs.append(context.__enter__())
         started = time.perf_counter()
-        fit_together(
+        fitted = fit_together(
             [p.detector for p in prepared],
             [(p.train.X, p.train.labels) for p in prepared],
             eval_sets=[_eval_set(p) for p in prepared],
             callbacks=[[run.epoch_callback(), *cbs] for run, cbs in zip(runs, callbacks, strict=True)],
             stack=stack,
+            return_exceptions=True,
         )
         fit_seconds = (time.perf_counter() - started) / len(prepared)
-        return [_finish(p, run, fit_seconds) for p, run in zip(prepared, runs, strict=True)]
+    except BaseException as err:  # every open run ends with it (FAILED; KILLED on Ctrl-C)
+        for context in reversed(contexts[: len(runs)]):
+            with contextlib.suppress(BaseException):
+                context.__exit__(type(err), err, err.__traceback__)
+        raise
+    outcomes: list[Any] = []
+    for p, run, context, outcome in zip(prepared, runs, contexts, fitted, strict=True):
+        try:
+            if isinstance(outcome, BaseException):
+                raise outcome
+            result = _finish(p, run, fit_seconds)
+        except BaseException as err:  # this run ends with it; the others go on, unless it is Ctrl-C
+            with contextlib.suppress(BaseException):
+                context.__exit__(type(err), err, err.__traceback__)
+            if isinstance(err, KeyboardInterrupt):
+                for rest in contexts[len(outcomes) + 1 :]:
+                    with contextlib.suppress(BaseException):
+                        rest.__exit__(type(err), err, err.__traceback__)
+                raise
+            outcomes.append(err)
+        else:
+            context.__exit__(None, None, None)
+            outcomes.append(result)
+    failed = [o for o in outcomes if isinstance(o, BaseException)]
+    if failed and not return_exceptions:
+        raise failed[0]
+    return outcomes
 
 
 def _eval_set(p: _Prepared) -> tuple[Any, Any] | None:

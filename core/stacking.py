@@ -73,6 +73,8 @@ class StackedModules:
         self.modules = modules
         self.n_models = len(modules)
         self.params, self.buffers = stack_module_state(modules)
+        #: per model, the exception its callbacks raised (it stopped: a pruned trial), else None
+        self.errors: list[Exception | None] = [None] * self.n_models
         self._base = plain_copy(modules[0]).to("meta")
         self._forward = vmap(self._call)
         self._forward_shared = vmap(self._call, in_dims=(0, 0, None))
@@ -138,7 +140,9 @@ def train_stacked(
         tensors: tensors of shape ``(S, n, ...)`` on the training device; model ``s`` trains on ``t[s]``.
         schedules: one per model (see :func:`check_stackable`: only lr and weight decay may differ).
         generators: one per model; each draws its model's batch order as its solo run draws it.
-        callbacks: one list per model; each gets its own model's losses.
+        callbacks: one list per model; each gets its own model's losses. A callback that raises (a pruned
+            trial) stops its own model: the exception is kept in ``stack.errors`` and its callbacks hear no
+            more epochs, while the others train on (its weights keep moving, but its fit is discarded).
         evaluate: called after each epoch when there are callbacks; one dict per model joins its logs.
 
     Returns:
@@ -171,11 +175,11 @@ def train_stacked(
             epoch_lr = optimizer.lr
             stack.train()
             order = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(device, non_blocking=True)
+            shuffled = [t[rows, order] for t in tensors]  # one gather per epoch; batches are then slices
             total = torch.zeros(n_models, device=device)
             n_batches = 0
             for cols in batch_slices(usable, schedule.batch_size):
-                idx = order[:, cols]
-                batch = [t[rows, idx] for t in tensors]
+                batch = [t[:, cols] for t in shuffled]
                 optimizer.zero_grad(set_to_none=True)
                 with autocast(schedule.amp, device):
                     per_model = loss_fn(stack, *batch)
@@ -190,7 +194,13 @@ def train_stacked(
             if any(cbs):
                 extra = evaluate() if evaluate is not None else [{}] * n_models
                 for s, cb in enumerate(cbs):
-                    cb.on_epoch_end(phase, epoch, {"loss": losses[s][-1], "lr": epoch_lr[s], **extra[s]})
+                    if stack.errors[s] is None:
+                        try:
+                            cb.on_epoch_end(phase, epoch, {"loss": losses[s][-1], "lr": epoch_lr[s], **extra[s]})
+                        except Exception as err:  # noqa: BLE001 - this model stops (e.g. a pruned trial); not the others
+                            stack.errors[s] = err
+            if all(err is not None for err in stack.errors):
+                break
     finally:
         for cb in cbs:
             cb.on_phase_end(phase)

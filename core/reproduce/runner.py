@@ -49,10 +49,12 @@ def _run_task_in_worker(args: tuple[list[Cell], str | None, bool]) -> list[CellR
 
 
 def tasks(cells: list[Cell], stack: bool = True, max_stack: int = MAX_STACK) -> list[list[Cell]]:
-    """The cells grouped into tasks: one cell each with ``stack`` False; else the seeds of one method and
-    data setting (for images, every cell of one method and normal class), at most ``max_stack`` per task.
+    """The cells grouped into tasks: one cell each with ``stack`` False; else every cell of one data setting
+    (for images, of one normal class), methods and seeds, at most ``max_stack`` per task.
 
-    Within a task, models whose training sets differ in size (or that cannot stack) still train apart.
+    Within a task, :func:`sadkit.stacked_fit.fit_together` stacks the models that can train together (the
+    seeds of a method, Deep SAD with Deep SVDD, the known anomaly classes of a normal class) and fits the
+    others one by one.
     """
     if not stack:
         return [[cell] for cell in cells]
@@ -60,9 +62,13 @@ def tasks(cells: list[Cell], stack: bool = True, max_stack: int = MAX_STACK) -> 
     for cell in cells:
         setting = cell.data
         shared = {"normal_class": setting["normal_class"]} if "normal_class" in setting else setting
-        key = json.dumps([cell.method.label, cell.method.detector, cell.method.params, shared], default=str)
-        groups.setdefault(key, []).append(cell)
-    return [group[i : i + max_stack] for group in groups.values() for i in range(0, len(group), max_stack)]
+        groups.setdefault(json.dumps(shared, sort_keys=True, default=str), []).append(cell)
+    cell_order = {m.label: i for i, m in enumerate(cells[0].spec.methods)} if cells else {}
+    chunks = []
+    for group in groups.values():
+        group.sort(key=lambda c: cell_order[c.method.label])
+        chunks += [group[i : i + max_stack] for i in range(0, len(group), max_stack)]
+    return chunks
 
 
 def preflight(spec: ReproductionSpec) -> None:
@@ -169,5 +175,9 @@ def reproduce(
 
 
 def _run_seconds(run: Any) -> float:
+    """The run's duration; for a stacked model its share (the stack's runs are open together)."""
+    from ..experiment import STACK_TAG
+
     start, end = run.info.start_time, run.info.end_time
-    return (end - start) / 1000.0 if start and end else math.nan
+    share = int(run.data.tags.get(STACK_TAG, 1))
+    return (end - start) / 1000.0 / share if start and end else math.nan

@@ -248,8 +248,8 @@ class DeepSAD(TorchDetector):
         return stack_key(self, X)
 
     @classmethod
-    def _fit_stack(cls, detectors: list, Xs: list, labels: list, eval_sets: list, callbacks: list) -> None:
-        fit_stack(detectors, Xs, labels, eval_sets, callbacks)
+    def _fit_stack(cls, detectors: list, Xs: list, labels: list, eval_sets: list, callbacks: list) -> list:
+        return fit_stack(detectors, Xs, labels, eval_sets, callbacks)
 
     # ------------------------------------------------------------------ scoring
     def _score(self, X: np.ndarray) -> np.ndarray:

@@ -36,7 +36,7 @@ def stack_key(det: Any, X: np.ndarray) -> tuple:
     )  # fmt: skip
     schedule = tuple(str(getattr(det, f)) for f in fields)
     network = (det._network_name(), json.dumps(det.net_params or {}, sort_keys=True, default=str))
-    return (type(det).__name__, tuple(X.shape[1:]), network, schedule)
+    return (tuple(X.shape[1:]), network, schedule)  # Deep SVDD stacks with Deep SAD: its labels are all 0
 
 
 def _reconstruction(stack: StackedModules, x: torch.Tensor) -> torch.Tensor:
@@ -44,8 +44,11 @@ def _reconstruction(stack: StackedModules, x: torch.Tensor) -> torch.Tensor:
     return torch.sum((rec - x) ** 2, dim=tuple(range(2, rec.dim()))).mean(dim=1)
 
 
-def fit_stack(detectors: list, Xs: list, labels: list, eval_sets: list, callbacks: list) -> None:
-    """``_fit`` of every detector (Deep SAD or Deep SVDD, one :func:`stack_key`) as one stacked training."""
+def fit_stack(detectors: list, Xs: list, labels: list, eval_sets: list, callbacks: list) -> list[Exception | None]:
+    """``_fit`` of every detector (Deep SAD or Deep SVDD, one :func:`stack_key`) as one stacked training.
+
+    Returns, per detector, the exception that stopped it (its callback raised, e.g. a pruned trial) or None.
+    """
     first = detectors[0]
     device = first._training_device()
     speed = {**first._speed_options(Xs[0]), "channels_last": False, "compile": False}
@@ -64,6 +67,7 @@ def fit_stack(detectors: list, Xs: list, labels: list, eval_sets: list, callback
 
     started = time.perf_counter()
     pretrain_losses: list[list[float]] = [[] for _ in detectors]
+    errors: list[Exception | None] = [None] * n_models
     if pretrain:
         stack = StackedModules(aes)
         pretrain_losses = train_stacked(
@@ -77,6 +81,7 @@ def fit_stack(detectors: list, Xs: list, labels: list, eval_sets: list, callback
         )
         for net, ae in zip(nets, stack.write_back(), strict=True):
             net.load_state_dict(ae.encoder.state_dict(), strict=True)
+        errors = stack.errors
     pretrain_seconds = (time.perf_counter() - started) / n_models
 
     started = time.perf_counter()
@@ -98,6 +103,7 @@ def fit_stack(detectors: list, Xs: list, labels: list, eval_sets: list, callback
         return torch.where(s == 0, dist, labeled).mean(dim=1)
 
     stack = StackedModules(nets)
+    stack.errors = list(errors)
     evaluate = None
     if any(callbacks) and any(ev is not None for ev in eval_sets):
 
@@ -132,4 +138,5 @@ def fit_stack(detectors: list, Xs: list, labels: list, eval_sets: list, callback
         det.pretrain_losses_ = pretrain_losses[s]
         det.train_losses_ = train_losses[s]
         det.timings_ = {"pretrain": pretrain_seconds if pretrain else 0.0, "train": train_seconds}
+    return stack.errors
 
