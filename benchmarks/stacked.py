@@ -146,10 +146,12 @@ def mnist_data(args: argparse.Namespace, n_models: int) -> list[tuple[Any, Any]]
 def run_mnist_stacked(args: argparse.Namespace, n_models: int) -> dict[str, Any]:
     from mnist_speed import Clock
 
+    from sadkit.plugins.deepsad import stacked
     from sadkit.plugins.deepsad.detector import DeepSAD
     from sadkit.stacked_fit import fit_together
     from sadkit.training import configure_threads, resolve_device
 
+    stacked.STACK_IMAGES_ON_CPU = True  # measure stacking where sadkit would not stack by default
     configure_threads(args.threads)
     device = resolve_device(args.device)
     data = mnist_data(args, n_models)

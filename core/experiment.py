@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,6 +138,7 @@ def run_experiments(
     stop_on: Mapping[type[BaseException], Mapping[str, str]] | None = None,
     stack: bool = True,
     return_exceptions: bool = False,
+    on_open: Sequence[Callable[[str], None] | None] | None = None,
 ) -> list[Any]:
     """Run several specs, each in its own MLflow run, fitting their detectors together.
 
@@ -147,7 +148,7 @@ def run_experiments(
     :func:`run_experiment` gives it. All runs are open during the fit. A spec whose fit or evaluation
     raises ends its own run (FAILED, or KILLED for ``stop_on``) and the others finish; then the first
     exception is raised, or, with ``return_exceptions``, each failed spec's exception takes its place in
-    the returned list.
+    the returned list. ``on_open[i]``, when given, is called with spec ``i``'s run id as its run opens.
     """
     from .stacked_fit import fit_together
     from .tracking import shared_tracker
@@ -159,8 +160,10 @@ def run_experiments(
     contexts = [_open_run(p, tracker, parent_run_id, t, stop_on) for p, t in zip(prepared, tags, strict=True)]
     runs: list[Any] = []
     try:
-        for context in contexts:
+        for i, context in enumerate(contexts):
             runs.append(context.__enter__())
+            if on_open and on_open[i] is not None:
+                on_open[i](runs[-1].run_id)
         started = time.perf_counter()
         fitted = fit_together(
             [p.detector for p in prepared],

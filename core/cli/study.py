@@ -68,6 +68,12 @@ def study_command(
         "--heartbeat",
         help="Seconds between heartbeats of a trial; 3 missed = a dead worker \\[default: 10].",
     ),
+    stack: int | None = typer.Option(
+        None,
+        "--stack",
+        min=1,
+        help="Ask Optuna for K trials at a time and train them as one stacked network \\[default: 1].",
+    ),
     log_model: bool = typer.Option(False, "--log-model", help="Log every trial's fitted detector as an MLflow model."),
     export_best: Path | None = typer.Option(
         None, "--export-best", help="Write the best parameters as a spec that `sadkit run` accepts."
@@ -105,6 +111,7 @@ def study_command(
                 "--tracking-uri": tracking_uri,
                 "--experiment": experiment,
                 "--heartbeat": heartbeat,
+                "--stack": stack,
             }
             extra = [k for k, v in given.items() if v]
             if extra:
@@ -127,6 +134,7 @@ def study_command(
             "seeds": seeds,
             "metric": metric,
             "heartbeat": heartbeat,
+            "stack": stack,
         }
         if pruner is not None and pruner.strip().startswith("{"):
             overrides["pruner"] = parse_value(pruner)  # {type: median, n_warmup_steps: 20}

@@ -15,10 +15,11 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..callbacks import Callback
 from ..errors import SadkitError
-from ..experiment import run_experiment
+from ..experiment import run_experiments
 from ..serialize import to_json
 from ..tracking import Tracker
 from ._common import _ATTR, _STATE_NAMES, TRIAL_STATE_TAG
+from .batch import TrialBatch
 from .results import _best, _counts, _trial_info
 from .space import SearchSpace
 
@@ -45,20 +46,6 @@ class PruningCallback(Callback):
             raise optuna.TrialPruned(f"pruned at epoch {epoch} ({self.key} {float(value):.4f})")
 
 
-class _RecordRun(Callback):
-    """Stores the MLflow run id on the trial as soon as training starts (so a killed trial keeps it)."""
-
-    def __init__(self, trial: Any, tracker: Tracker) -> None:
-        self.trial = trial
-        self.tracker = tracker
-        self.done = False
-
-    def on_phase_start(self, phase: str, n_epochs: int) -> None:
-        if not self.done and self.tracker.last_run_id:
-            self.trial.set_user_attr(_ATTR + "run_id", self.tracker.last_run_id)
-            self.done = True
-
-
 class _Objective:
     """One trial: suggest parameters, run the experiment for every seed, return the mean metric."""
 
@@ -66,8 +53,17 @@ class _Objective:
         self.plan = plan
         self.tracker = tracker
         self.space = space
+        #: with ``--stack``, the round of trials this one trains with (see :mod:`.batch`)
+        self.batch: TrialBatch | None = None
+
+    def new_batch(self, size: int) -> TrialBatch:
+        """The next round of ``size`` stacked trials."""
+        stop_on = {optuna.TrialPruned: {TRIAL_STATE_TAG: "PRUNED"}}
+        self.batch = TrialBatch(size, self.tracker, parent_run_id=self.plan.parent_run_id, stop_on=stop_on)
+        return self.batch
 
     def __call__(self, trial: Any) -> float:
+        batch = self.batch
         try:
             return self._run(trial)
         except optuna.TrialPruned:
@@ -75,6 +71,9 @@ class _Objective:
         except Exception as err:
             trial.set_user_attr(_ATTR + "error", f"{type(err).__name__}: {err}"[:1000])
             raise
+        finally:
+            if batch is not None and not batch.has_joined(trial.number):
+                batch.abandon()  # it failed before joining its round: the others run without it
 
     def _run(self, trial: Any) -> float:
         plan, spec = self.plan, self.plan.spec
@@ -103,41 +102,43 @@ class _Objective:
             experiment=plan.experiment_name,
         )
         pruning = PruningCallback(trial, spec.metric)
-        if len(seeds) == 1:
-            before = self.tracker.last_run_id
-            try:
-                result = run_experiment(
-                    dataclasses.replace(base, seed=seeds[0], run_name=name),
-                    callbacks=[_RecordRun(trial, self.tracker), pruning],
-                    tracker=self.tracker,
-                    parent_run_id=plan.parent_run_id,
-                    tags=tags,
-                    stop_on=stop_on,
+
+        def record(run_id: str) -> None:
+            trial.set_user_attr(_ATTR + "run_id", run_id)
+
+        if self.batch is not None:  # --stack: this trial's model trains stacked with the batch's others
+            results = [
+                self.batch.run(
+                    trial.number, dataclasses.replace(base, seed=seeds[0], run_name=name), [pruning], tags, record
                 )
-            finally:
-                if self.tracker.last_run_id != before:
-                    trial.set_user_attr(_ATTR + "run_id", self.tracker.last_run_id)
-            results = [result]
-        else:  # one trial run, with a nested run per seed; pruning watches the first seed
+            ]
+        elif len(seeds) == 1:
+            results = run_experiments(
+                [dataclasses.replace(base, seed=seeds[0], run_name=name)],
+                [[pruning]],
+                tracker=self.tracker,
+                parent_run_id=plan.parent_run_id,
+                tags=[tags],
+                stop_on=stop_on,
+                on_open=[record],
+            )
+        else:  # one trial run, with a nested run per seed (trained stacked); pruning watches the first seed
             with self.tracker.start_run(
                 run_name=name, tags=tags, parent_run_id=plan.parent_run_id, stop_on=stop_on
             ) as run:
-                trial.set_user_attr(_ATTR + "run_id", run.run_id)
+                record(run.run_id)
                 run.log_params({"detector": base.detector, "dataset": base.dataset, "seeds": seeds, **params})
                 run.log_params({f"data.{k}": v for k, v in base.data.items()})
-                results = []
-                for i, seed in enumerate(seeds):
-                    results.append(
-                        run_experiment(
-                            dataclasses.replace(base, seed=seed, run_name=f"{name}-seed{seed}"),
-                            callbacks=[pruning] if i == 0 else [],
-                            tracker=self.tracker,
-                            parent_run_id=run.run_id,
-                            tags={**tags, "sadkit.seed_run": "true"},
-                            stop_on=stop_on,
-                        )
-                    )
-                    run.log_metrics({f"{spec.metric}_by_seed": getattr(results[-1], spec.metric)}, step=i)
+                results = run_experiments(
+                    [dataclasses.replace(base, seed=seed, run_name=f"{name}-seed{seed}") for seed in seeds],
+                    [[pruning]] + [[] for _ in seeds[1:]],
+                    tracker=self.tracker,
+                    parent_run_id=run.run_id,
+                    tags=[{**tags, "sadkit.seed_run": "true"} for _ in seeds],
+                    stop_on=stop_on,
+                )
+                for i, result in enumerate(results):
+                    run.log_metrics({f"{spec.metric}_by_seed": getattr(result, spec.metric)}, step=i)
                 metrics = {}
                 for key in ("val_auroc", "val_auprc", "test_auroc", "test_auprc"):
                     values = np.array([getattr(r, key) for r in results], dtype=float)

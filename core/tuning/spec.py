@@ -33,6 +33,7 @@ STUDY_KEYS = (
     "metric",
     "space",
     "heartbeat",
+    "stack",
 )
 
 
@@ -62,6 +63,8 @@ class StudySpec:
             ``{name: {type: categorical, choices: [...]}}``, or ``{name: null}`` to leave it out.
         heartbeat: seconds between a running trial's heartbeats; a trial silent for 3 heartbeats is
             stale (its worker died) and ends FAILED.
+        stack: trials asked of Optuna at once and trained as one stacked network (``--stack K``; see
+            :mod:`sadkit.tuning.batch`); 1 runs them one at a time.
     """
 
     experiment: ExperimentSpec
@@ -78,6 +81,7 @@ class StudySpec:
     metric: str = "val_auroc"
     space: dict[str, Any] = field(default_factory=dict)
     heartbeat: int = 10
+    stack: int = 1
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], source: str = "spec") -> StudySpec:
@@ -137,6 +141,12 @@ class StudySpec:
         if self.n_jobs is not None:
             self.n_jobs = _int(self.n_jobs, "n_jobs", source, minimum=1)
         self.heartbeat = _int(self.heartbeat, "heartbeat", source, minimum=1)
+        self.stack = _int(self.stack, "stack", source, minimum=1)
+        if self.stack > 1 and len(self.resolved_seeds()) > 1:
+            raise SpecError(
+                f"{_at(source)}stack stacks single-seed trials; with several seeds, each trial's seeds already"
+                " train stacked: leave stack at 1"
+            )
         if self.sampler_seed is not None:
             self.sampler_seed = _int(self.sampler_seed, "sampler_seed", source, minimum=0)
         if self.devices is not None:

@@ -83,9 +83,14 @@ def _optimize(plan: _Plan, on_trial: Callable[[TrialInfo], None] | None = None, 
             continue
         if isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(study):
             break
+        size = max(1, min(spec.stack, attempts_left, room))
+        if spec.stack > 1:  # a round of `size` trials, Optuna's threads, trained as one stack
+            objective.new_batch(size)
         with _quiet_optuna():
-            study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=callbacks, gc_after_trial=False)
-        n_run += 1
+            study.optimize(
+                objective, n_trials=size, n_jobs=size, catch=(Exception,), callbacks=callbacks, gc_after_trial=False
+            )
+        n_run += size
     return n_run
 
 

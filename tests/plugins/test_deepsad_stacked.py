@@ -11,6 +11,7 @@ import torch
 from sadkit import Callback
 from sadkit.errors import SadkitWarning
 from sadkit.experiment import STACK_TAG, ExperimentSpec, run_experiments
+from sadkit.plugins.deepsad import stacked as stacked_module
 from sadkit.plugins.deepsad.detector import DeepSAD, DeepSVDD
 from sadkit.plugins.shallow.iforest import IsolationForest
 from sadkit.stacked_fit import fit_together
@@ -58,7 +59,9 @@ def test_stacked_models_end_where_their_solo_fits_end(cls):
     if cls is DeepSAD:
         per_model = [{**p, "eta": 0.5 + s} for s, p in enumerate(per_model)]
     solo_logs = [_Losses() for _ in data]
-    solo = [cls(**FAST, **p).fit(X, y, callbacks=[cb]) for p, (X, y), cb in zip(per_model, data, solo_logs, strict=True)]
+    solo = [
+        cls(**FAST, **p).fit(X, y, callbacks=[cb]) for p, (X, y), cb in zip(per_model, data, solo_logs, strict=True)
+    ]
     stacked_logs = [_Losses() for _ in data]
     stacked = fit_together([cls(**FAST, **p) for p in per_model], data, callbacks=[[cb] for cb in stacked_logs])
     for a, b, la, lb in zip(solo, stacked, solo_logs, stacked_logs, strict=True):
@@ -95,9 +98,10 @@ def test_a_detector_that_cannot_stack_fits_alone_and_says_so_once(monkeypatch):
         fit_together([IsolationForest(seed=s) for s in range(2)], data)
 
 
-def test_lenet_stacks_through_its_plain_kernels():
+def test_lenet_stacks_through_its_plain_kernels(monkeypatch):
     """The LeNets' fused pooling is a custom autograd function vmap cannot batch: stacking switches to the
     plain three steps (the same function) and the trained weights load back into the fused network."""
+    monkeypatch.setattr(stacked_module, "STACK_IMAGES_ON_CPU", True)
     data = _data(2, n=96, shape=(1, 28, 28))
     kw = {**FAST, "net_name": "mnist_lenet", "n_epochs": 1, "ae_n_epochs": 1, "batch_size": 32, "ae_batch_size": 32}
     solo = [DeepSAD(**kw, seed=s).fit(X, y) for s, (X, y) in enumerate(data)]
@@ -139,3 +143,9 @@ def test_stacked_experiments_each_get_their_own_run(tracking_uri):
         assert len(client.get_metric_history(a.run_id, "train_loss")) == 3
         assert a.test_auroc == pytest.approx(b.test_auroc, abs=1e-3)
     assert len({r.run_id for r in stacked}) == 2
+
+
+def test_images_on_the_cpu_train_one_by_one_by_default():
+    data = _data(2, n=64, shape=(1, 28, 28))
+    kw = {**FAST, "net_name": "mnist_lenet", "n_epochs": 1, "ae_n_epochs": 0, "batch_size": 32}
+    assert [d.stack_size_ for d in fit_together([DeepSAD(**kw, seed=s) for s in range(2)], data)] == [1, 1]
