@@ -75,6 +75,15 @@ def odds_spec(args: argparse.Namespace, tracking_uri: str) -> Any:
 
 
 def run_odds(args: argparse.Namespace, stack: bool) -> dict[str, Any]:
+    """The table in a fresh process (each way pays its own imports and start-up, as a command would)."""
+    import multiprocessing as mp
+
+    context = mp.get_context("spawn")
+    with context.Pool(1) as pool:
+        return pool.apply(_run_odds, (args, stack))
+
+
+def _run_odds(args: argparse.Namespace, stack: bool) -> dict[str, Any]:
     from sadkit.reproduce import reproduce
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 import numpy as np
+from scipy.stats import rankdata
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 
@@ -20,9 +21,23 @@ def _prepare(y_true, scores) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def auroc(y_true, scores) -> float:
-    """Area under the ROC curve; NaN when ``y_true`` holds only one class."""
+    """Area under the ROC curve; NaN when ``y_true`` holds only one class.
+
+    For 0/1 labels it is computed as the Mann-Whitney statistic from the scores' ranks (ties count a half,
+    as in scikit-learn's ``roc_auc_score``, which gives the same value up to float rounding): a training
+    epoch evaluates it for every model, and scikit-learn's input validation alone costs about 8 ms a call.
+    """
     prepared = _prepare(y_true, scores)
-    return math.nan if prepared is None else float(roc_auc_score(*prepared))
+    if prepared is None:
+        return math.nan
+    y, s = prepared
+    positive = y == 1
+    if not np.all(positive | (y == 0)):
+        return float(roc_auc_score(y, s))
+    n_pos = int(positive.sum())
+    n_neg = y.size - n_pos
+    ranks = rankdata(s)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def auprc(y_true, scores) -> float:

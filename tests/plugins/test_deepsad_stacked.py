@@ -47,7 +47,7 @@ class _Losses(Callback):
         self.logs: list[tuple[str, int, float, float]] = []
 
     def on_epoch_end(self, phase, epoch, logs) -> None:  # noqa: ANN001
-        self.logs.append((phase, epoch, logs["loss"], logs["lr"]))
+        self.logs.append((phase, epoch, logs["loss"], logs["lr"], logs.get("val_auroc")))
 
 
 @pytest.mark.parametrize("cls", [DeepSAD, DeepSVDD])
@@ -58,12 +58,17 @@ def test_stacked_models_end_where_their_solo_fits_end(cls):
     per_model = [dict(seed=s, lr=1e-3 * (s + 1), weight_decay=10.0 ** -(s + 4)) for s in range(3)]
     if cls is DeepSAD:
         per_model = [{**p, "eta": 0.5 + s} for s, p in enumerate(per_model)]
+    rng = np.random.default_rng(1)
+    val = [(rng.random((120, 21)).astype(np.float32), (rng.random(120) < 0.2).astype(int)) for _ in data]
     solo_logs = [_Losses() for _ in data]
     solo = [
-        cls(**FAST, **p).fit(X, y, callbacks=[cb]) for p, (X, y), cb in zip(per_model, data, solo_logs, strict=True)
+        cls(**FAST, **p).fit(X, y, eval_set=ev, callbacks=[cb])
+        for p, (X, y), ev, cb in zip(per_model, data, val, solo_logs, strict=True)
     ]
     stacked_logs = [_Losses() for _ in data]
-    stacked = fit_together([cls(**FAST, **p) for p in per_model], data, callbacks=[[cb] for cb in stacked_logs])
+    stacked = fit_together(
+        [cls(**FAST, **p) for p in per_model], data, eval_sets=val, callbacks=[[cb] for cb in stacked_logs]
+    )
     for a, b, la, lb in zip(solo, stacked, solo_logs, stacked_logs, strict=True):
         assert b.stack_size_ == 3
         assert _max_weight_difference(a.net_, b.net_) < 1e-5
@@ -72,6 +77,8 @@ def test_stacked_models_end_where_their_solo_fits_end(cls):
         assert [(p, e) for p, e, *_ in la.logs] == [(p, e) for p, e, *_ in lb.logs]  # pretrain 3, train 4 epochs
         np.testing.assert_allclose([x[2] for x in la.logs], [x[2] for x in lb.logs], rtol=1e-5)
         assert [x[3] for x in la.logs] == [x[3] for x in lb.logs]  # the same learning rate, epoch by epoch
+        val_a, val_b = [x[4] for x in la.logs if x[0] == "train"], [x[4] for x in lb.logs if x[0] == "train"]
+        assert len(val_a) == 4 and val_a == pytest.approx(val_b, abs=1e-3)  # per-epoch validation AUROC
         assert a.threshold_ == pytest.approx(b.threshold_, rel=1e-4)
 
 
