@@ -1,46 +1,37 @@
-"""Running a reproduction: every cell that has not finished yet, in this process or a local process pool.
+"""Running a reproduction: every cell that has not finished yet, in this process, a local process pool or
+on a Dask cluster (see :mod:`.executors`).
 
 Every cell is one tracked experiment, tagged with its stable key, nested under one parent run per
 invocation. Cells whose run already FINISHED in the tracking store are read back, not run again, so
-an interrupted reproduction resumes where it stopped.
+an interrupted reproduction resumes where it stopped. A cell that fails does not stop the others: the
+outputs are written from the cells that finished, then the command fails naming the failed ones.
 """
 
 from __future__ import annotations
 
 import math
-import multiprocessing
-import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import SadkitError
+from .executors import Executor, make_executor
 from .report import CellResult, aggregate, write_outputs
 from .spec import KEY_TAG, Cell, ReproductionSpec
 
-
-def _run_cell(cell: Cell, parent_run_id: str | None) -> CellResult:
-    from ..experiment import run_experiment
-
-    started = time.perf_counter()
-    result = run_experiment(
-        cell.experiment_spec(),
-        parent_run_id=parent_run_id,
-        tags={KEY_TAG: cell.key, "sadkit.reproduce.method": cell.method.label},
-    )
-    return CellResult.of(
-        cell,
-        test_auroc=result.test_auroc,
-        val_auroc=result.val_auroc,
-        run_id=result.run_id,
-        reused=False,
-        wall_seconds=time.perf_counter() - started,
-    )
+#: why a cell's run still RUNNING after every task returned ended KILLED (its worker was lost)
+ORPHANED = "every task of the reproduction had returned and this run was still RUNNING: its worker was lost"
 
 
-def _run_cell_in_worker(args: tuple[Cell, str | None]) -> CellResult:
-    return _run_cell(*args)
+@dataclass
+class Progress:
+    """Where a reproduction stands, in cells: finished (or read back), running now, failed, of the total."""
+
+    done: int
+    running: int
+    failed: int
+    total: int
 
 
 def preflight(spec: ReproductionSpec) -> None:
@@ -61,77 +52,144 @@ def reproduce(
     workers: int = 1,
     on_cell: Callable[[CellResult, int, int], None] | None = None,
     report_only: bool = False,
+    cluster: str | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
 ) -> dict[str, Any]:
     """Run (or read back) every cell, aggregate, and write table.md, cells.csv, runs.csv, plot.png.
 
-    With ``report_only`` nothing is computed: the outputs hold the cells that already finished (a table
-    entry from fewer seeds than the spec's says ``n=``), e.g. to look at a long reproduction half-way.
-    """
-    from ..tracking import shared_tracker
+    Args:
+        spec: the reproduction.
+        out: the output folder.
+        workers: cells run in this many local processes (without ``cluster``).
+        on_cell: called with each cell's result as it finishes, the cells done and their total.
+        report_only: compute nothing: the outputs hold the cells that already finished (a table entry from
+            fewer seeds than the spec's says ``n=``), e.g. to look at a long reproduction half-way.
+        cluster: the address of a Dask scheduler (``tcp://HOST:PORT``) whose workers run the cells; the
+            tracking store must then be one they can reach (an MLflow server or a database).
+        on_progress: called with a :class:`Progress` whenever the cells done, running or failed change.
 
+    Raises:
+        SadkitError: a local store with ``cluster``, an unreachable scheduler or a lost one, data that
+            cannot be loaded, or cells that failed (after the outputs are written from the others).
+    """
+    from ..tracking import PARENT_TAG, shared_tracker
+
+    if cluster and not report_only:
+        from .cluster import shared_store_uri
+
+        spec.tracking_uri = shared_store_uri(spec.tracking_uri)  # the workers log there, not to their default
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paper, source = spec.paper_values()
     preflight(spec)
     tracker = shared_tracker(spec.tracking_uri, spec.experiment or spec.name)  # the cells run here share it
     cells = spec.cells()
-    finished = tracker.finished_runs_by_tag(KEY_TAG)
+    results, todo = _read_back(cells, tracker.finished_runs_by_tag(KEY_TAG))
+    missing = len(todo) if report_only else 0
+    if report_only:
+        todo = []
+    reused = len(results)
+    with make_executor(1 if report_only else workers, None if report_only else cluster) as executor:
+        with tracker.start_run(run_name=f"reproduce {spec.name}", tags={"sadkit.reproduce": spec.name}) as parent:
+            parent.log_params(
+                {
+                    "reproduction": spec.name,
+                    "n_cells": len(cells),
+                    "n_reused": reused,
+                    "workers": workers,
+                    "executor": executor.name,
+                }
+            )
+            failed = _run_tasks(executor, [[c] for c in todo], parent.run_id, results, len(cells), on_cell, on_progress)
+            if todo and not failed:  # every task returned: a child still RUNNING lost its worker
+                tracker.end_orphans({PARENT_TAG: parent.run_id}, ORPHANED)
+            summary = aggregate(spec, results, paper)
+            write_outputs(spec, out, results, summary, source)
+            for name in ("table.md", "cells.csv", "runs.csv", "plot.png"):
+                parent.log_artifact(out / name)
+            computed = len(results) - reused
+            parent.log_metrics(
+                {"n_computed": computed, "n_reused": reused, "n_missing": missing, "n_failed": len(failed)}
+            )
+            if failed:
+                raise SadkitError(_failures(failed, out))
+            run_id = parent.run_id
+    return {
+        "parent_run_id": run_id,
+        "n_cells": len(cells),
+        "n_computed": computed,
+        "n_reused": reused,
+        "n_missing": missing,
+        "out": str(out),
+        "cells": summary,
+    }
+
+
+def _read_back(cells: list[Cell], finished: dict[str, Any]) -> tuple[list[CellResult], list[Cell]]:
+    """The results of the cells whose run already FINISHED, and the cells still to run."""
     results: list[CellResult] = []
     todo: list[Cell] = []
     for cell in cells:
         run = finished.get(cell.key)
         if run is None:
             todo.append(cell)
-        else:
-            metrics = run.data.metrics
-            results.append(
-                CellResult.of(
-                    cell,
-                    test_auroc=metrics.get("test_auroc", math.nan),
-                    val_auroc=metrics.get("val_auroc", math.nan),
-                    run_id=run.info.run_id,
-                    reused=True,
-                    wall_seconds=_run_seconds(run),
-                )
+            continue
+        metrics = run.data.metrics
+        results.append(
+            CellResult.of(
+                cell,
+                test_auroc=metrics.get("test_auroc", math.nan),
+                val_auroc=metrics.get("val_auroc", math.nan),
+                run_id=run.info.run_id,
+                reused=True,
+                wall_seconds=_run_seconds(run),
             )
-    with tracker.start_run(run_name=f"reproduce {spec.name}", tags={"sadkit.reproduce": spec.name}) as parent:
-        parent.log_params(
-            {"reproduction": spec.name, "n_cells": len(cells), "n_reused": len(results), "workers": workers}
         )
-        done = len(results)
-        missing = len(todo) if report_only else 0
-        if report_only:
-            todo = []
-        if workers <= 1:
-            for cell in todo:
-                result = _run_cell(cell, parent.run_id)
-                results.append(result)
-                done += 1
-                if on_cell:
-                    on_cell(result, done, len(cells))
-        else:
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(workers, mp_context=context) as pool:
-                for result in pool.map(_run_cell_in_worker, [(c, parent.run_id) for c in todo]):
-                    results.append(result)
-                    done += 1
-                    if on_cell:
-                        on_cell(result, done, len(cells))
-        summary = aggregate(spec, results, paper)
-        write_outputs(spec, out, results, summary, source)
-        for name in ("table.md", "cells.csv", "runs.csv", "plot.png"):
-            parent.log_artifact(out / name)
-        parent.log_metrics({"n_computed": len(todo), "n_reused": len(results) - len(todo), "n_missing": missing})
-        run_id = parent.run_id
-    return {
-        "parent_run_id": run_id,
-        "n_cells": len(cells),
-        "n_computed": len(todo),
-        "n_reused": len(results) - len(todo),
-        "n_missing": missing,
-        "out": str(out),
-        "cells": summary,
-    }
+    return results, todo
+
+
+def _run_tasks(
+    executor: Executor,
+    tasks: list[list[Cell]],
+    parent_run_id: str,
+    results: list[CellResult],
+    total: int,
+    on_cell: Callable[[CellResult, int, int], None] | None,
+    on_progress: Callable[[Progress], None] | None,
+) -> list[tuple[Cell, BaseException]]:
+    """Hand the tasks to the executor; append each result as it completes; return the failed cells."""
+    failed: list[tuple[Cell, BaseException]] = []
+    outstanding = sum(len(t) for t in tasks)
+    slots = executor.slots() if tasks else 1
+
+    def progress() -> None:
+        if on_progress:
+            on_progress(Progress(len(results), min(outstanding, slots), len(failed), total))
+
+    progress()
+    for outcome in executor.run(tasks, parent_run_id) if tasks else ():
+        outstanding -= len(outcome.cells)
+        if outcome.error is not None:
+            failed += [(cell, outcome.error) for cell in outcome.cells]
+        for result in outcome.results or []:
+            results.append(result)
+            if on_cell:
+                on_cell(result, len(results), total)
+        slots = executor.slots()
+        progress()
+    return failed
+
+
+def _failures(failed: list[tuple[Cell, BaseException]], out: Path) -> str:
+    shown = "; ".join(
+        f"{cell.method.label} {cell.setting_label} seed {cell.seed}: {type(err).__name__}: {err}"
+        for cell, err in failed[:5]
+    )
+    more = f" (and {len(failed) - 5} more)" if len(failed) > 5 else ""
+    return (
+        f"{len(failed)} cell(s) failed: {shown}{more}. The outputs in {out} hold the other cells; their runs"
+        " are in the tracking store. Rerunning the command computes only the cells not yet finished"
+    )
 
 
 def _run_seconds(run: Any) -> float:
