@@ -52,12 +52,13 @@ class DaskCluster(Executor):
     """The workers of an existing Dask scheduler at ``address`` (``tcp://HOST:PORT``).
 
     Raises:
-        SadkitError: the scheduler does not answer within ``timeout`` seconds.
+        SadkitError: the scheduler does not answer within ``timeout`` seconds (default :data:`CONNECT_TIMEOUT`).
     """
 
-    def __init__(self, address: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    def __init__(self, address: str, timeout: float | None = None) -> None:
         from distributed import Client
 
+        timeout = timeout or CONNECT_TIMEOUT
         self.address = address
         self.name = f"dask cluster at {address}"
         try:

@@ -81,24 +81,20 @@ def reproduce(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paper, source = spec.paper_values()
-    preflight(spec)
-    tracker = shared_tracker(spec.tracking_uri, spec.experiment or spec.name)  # the cells run here share it
-    cells = spec.cells()
-    results, todo = _read_back(cells, tracker.finished_runs_by_tag(KEY_TAG))
-    missing = len(todo) if report_only else 0
-    if report_only:
-        todo = []
-    reused = len(results)
+    # a scheduler that does not answer fails before the data are loaded
     with make_executor(1 if report_only else workers, None if report_only else cluster) as executor:
+        preflight(spec)
+        tracker = shared_tracker(spec.tracking_uri, spec.experiment or spec.name)  # the cells run here share it
+        cells = spec.cells()
+        results, todo = _read_back(cells, tracker.finished_runs_by_tag(KEY_TAG))
+        missing = len(todo) if report_only else 0
+        if report_only:
+            todo = []
+        reused = len(results)
         with tracker.start_run(run_name=f"reproduce {spec.name}", tags={"sadkit.reproduce": spec.name}) as parent:
             parent.log_params(
-                {
-                    "reproduction": spec.name,
-                    "n_cells": len(cells),
-                    "n_reused": reused,
-                    "workers": workers,
-                    "executor": executor.name,
-                }
+                {"reproduction": spec.name, "n_cells": len(cells), "n_reused": reused, "workers": workers}
+                | {"executor": executor.name}
             )
             failed = _run_tasks(executor, [[c] for c in todo], parent.run_id, results, len(cells), on_cell, on_progress)
             if todo and not failed:  # every task returned: a child still RUNNING lost its worker

@@ -7,11 +7,15 @@ This module is imported by the workers, so it stays light: the experiment machin
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 
 from .report import CellResult
 from .spec import KEY_TAG, Cell
 
+#: the tag saying which process ran a cell (``HOST:PID``)
+HOST_TAG = "sadkit.reproduce.host"
 #: why a retried cell's earlier run ended KILLED (kept in its ``sadkit.swept`` tag)
 RETRIED = "the worker running this attempt of the cell was lost (killed?); the cell was retried on another worker"
 
@@ -24,7 +28,7 @@ def run_cell(cell: Cell, parent_run_id: str | None) -> CellResult:
     result = run_experiment(
         cell.experiment_spec(),
         parent_run_id=parent_run_id,
-        tags={KEY_TAG: cell.key, "sadkit.reproduce.method": cell.method.label},
+        tags={KEY_TAG: cell.key, "sadkit.reproduce.method": cell.method.label, HOST_TAG: _host()},
     )
     return CellResult.of(
         cell,
@@ -34,6 +38,10 @@ def run_cell(cell: Cell, parent_run_id: str | None) -> CellResult:
         reused=False,
         wall_seconds=time.perf_counter() - started,
     )
+
+
+def _host() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def end_earlier_attempts(cells: list[Cell], parent_run_id: str | None) -> int:
