@@ -135,6 +135,24 @@ def test_parallel_workers(tracking_uri, tmp_path):
     assert len(set(_finished_keys(tracking_uri))) == 4
 
 
+def test_a_failing_cell_does_not_stop_the_others(tracking_uri, tmp_path):
+    """Cells that raise are reported at the end, after the outputs are written from the others."""
+    broken = {"label": "Broken", "detector": "deepsad", "params": {**FAST, "n_epochs": -1}}  # fails when it runs
+    path = _spec(tmp_path, seeds=1, methods=[{"label": "Deep SAD", "detector": "deepsad", "params": FAST}, broken])
+    result = CliRunner().invoke(app, ["reproduce", str(path), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1
+    message = " ".join(result.stderr.split())
+    assert "2 cell(s) failed: Broken ratio_known_outlier=0.0 seed 0: InvalidInputError" in message
+    assert "Rerunning the command computes only the cells not yet finished" in message
+    assert len(_finished_keys(tracking_uri)) == 2
+    assert "| Deep SAD |" in (tmp_path / "o" / "table.md").read_text()
+    client = MlflowClient(tracking_uri)
+    parent = client.search_runs(
+        [client.get_experiment_by_name("tiny").experiment_id], "tags.`sadkit.reproduce` = 'tiny'"
+    )[0]
+    assert parent.info.status == "FAILED" and parent.data.metrics["n_failed"] == 2
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
