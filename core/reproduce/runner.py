@@ -97,7 +97,7 @@ def reproduce(
                 | {"executor": executor.name}
             )
             failed = _run_tasks(executor, [[c] for c in todo], parent.run_id, results, len(cells), on_cell, on_progress)
-            if todo and not failed:  # every task returned: a child still RUNNING lost its worker
+            if todo:  # every task returned (or failed for good): a child still RUNNING lost its worker
                 tracker.end_orphans({PARENT_TAG: parent.run_id}, ORPHANED)
             summary = aggregate(spec, results, paper)
             write_outputs(spec, out, results, summary, source)
