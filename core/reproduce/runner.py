@@ -79,7 +79,6 @@ def reproduce(
 
         spec.tracking_uri = shared_store_uri(spec.tracking_uri)  # the workers log there, not to their default
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     paper, source = spec.paper_values()
     # a scheduler that does not answer fails before the data are loaded
     with make_executor(1 if report_only else workers, None if report_only else cluster) as executor:
@@ -100,6 +99,7 @@ def reproduce(
             if todo:  # every task returned (or failed for good): a child still RUNNING lost its worker
                 tracker.end_orphans({PARENT_TAG: parent.run_id}, ORPHANED)
             summary = aggregate(spec, results, paper)
+            out.mkdir(parents=True, exist_ok=True)
             write_outputs(spec, out, results, summary, source)
             for name in ("table.md", "cells.csv", "runs.csv", "plot.png"):
                 parent.log_artifact(out / name)

@@ -85,8 +85,8 @@ def test_an_unreachable_scheduler_is_named(tmp_path, monkeypatch):
     monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", 1.0)
     address = f"tcp://127.0.0.1:{closed_port()}"
     args = ["reproduce", str(_quick_spec(tmp_path, "x")), "--cluster", address, "--tracking-uri", "http://127.0.0.1:9"]
-    result = CliRunner().invoke(app, args)  # before the data are loaded or the store opened
-    assert result.exit_code == 1
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "out")])  # before data, store or outputs
+    assert result.exit_code == 1 and not (tmp_path / "out").exists()
     message = " ".join(result.stderr.split())
     assert f"cannot reach the Dask scheduler at {address}" in message
     assert f"`dask worker {address}`" in message
