@@ -48,6 +48,42 @@ def shared_store_uri(tracking_uri: str | None) -> str:
     return uri
 
 
+def _sadkit_version() -> str:
+    """The sadkit installed where this runs (sent by value to the workers: it must not need sadkit there)."""
+    from importlib.metadata import version
+
+    return version("sadkit")
+
+
+_sadkit_version.__module__ = "__main__"  # cloudpickle sends it by value, so a worker without sadkit can run it
+
+
+def check_workers(found: dict[str, Any], expected: str) -> None:
+    """Refuse a cluster whose workers cannot import sadkit, or run another version of it.
+
+    Args:
+        found: worker address -> the sadkit version it reported, or the exception it raised.
+        expected: the version installed here.
+
+    Raises:
+        SadkitError: naming the workers and what they lack.
+    """
+    missing = sorted(address for address, value in found.items() if isinstance(value, BaseException))
+    other = sorted(
+        f"{address} ({value})" for address, value in found.items() if isinstance(value, str) and value != expected
+    )
+    if missing:
+        raise SadkitError(
+            f"Dask worker(s) {', '.join(missing)} cannot import sadkit: install it there (with the same"
+            f" constraints.txt, version {expected}) and restart the worker(s)"
+        )
+    if other:
+        raise SadkitError(
+            f"Dask worker(s) {', '.join(other)} run another version of sadkit than this machine ({expected}):"
+            " install the same version everywhere, or the cells would not be the ones this spec describes"
+        )
+
+
 class DaskCluster(Executor):
     """The workers of an existing Dask scheduler at ``address`` (``tcp://HOST:PORT``).
 
@@ -68,6 +104,7 @@ class DaskCluster(Executor):
                 f"cannot reach the Dask scheduler at {address}: {type(err).__name__}: {err}. Start one with"
                 f" `dask scheduler` and its workers with `dask worker {address}`, or correct the address"
             ) from err
+        check_workers(self.client.run(_sadkit_version, on_error="return"), _sadkit_version())
         if not self.client.scheduler_info().get("workers"):
             warnings.warn(
                 f"the Dask scheduler at {address} has no workers yet: the cells wait until `dask worker"

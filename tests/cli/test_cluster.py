@@ -92,6 +92,18 @@ def test_an_unreachable_scheduler_is_named(tmp_path, monkeypatch):
     assert f"`dask worker {address}`" in message
 
 
+def test_workers_without_sadkit_or_with_another_version_are_refused():
+    from sadkit.reproduce.cluster import check_workers
+
+    check_workers({"tcp://a:1": "0.1.0", "tcp://b:1": "0.1.0"}, "0.1.0")
+    check_workers({}, "0.1.0")  # no worker yet: they are waited for
+    missing = {"tcp://a:1": "0.1.0", "tcp://b:1": ModuleNotFoundError("No module named 'sadkit'")}
+    with pytest.raises(Exception, match=r"worker\(s\) tcp://b:1 cannot import sadkit: install it there"):
+        check_workers(missing, "0.1.0")
+    with pytest.raises(Exception, match=r"tcp://a:1 \(0.0.9\) run another version of sadkit than this machine"):
+        check_workers({"tcp://a:1": "0.0.9"}, "0.1.0")
+
+
 def test_workers_and_cluster_together_is_a_usage_error(tmp_path):
     result = CliRunner().invoke(
         app, ["reproduce", str(_quick_spec(tmp_path, "x")), "--workers", "2", "--cluster", "tcp://127.0.0.1:1"]
