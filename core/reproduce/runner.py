@@ -10,12 +10,13 @@ outputs are written from the cells that finished, then the command fails naming 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import SadkitError
+from ..errors import SadkitError, SadkitWarning
 from .executors import Executor, make_executor
 from .report import CellResult, aggregate, write_outputs
 from .spec import KEY_TAG, Cell, ReproductionSpec
@@ -72,7 +73,7 @@ def reproduce(
         SadkitError: a local store with ``cluster``, an unreachable scheduler or a lost one, data that
             cannot be loaded, or cells that failed (after the outputs are written from the others).
     """
-    from ..tracking import PARENT_TAG, shared_tracker
+    from ..tracking import shared_tracker
 
     if cluster and not report_only:
         from .cluster import shared_store_uri
@@ -97,7 +98,7 @@ def reproduce(
             )
             failed = _run_tasks(executor, [[c] for c in todo], parent.run_id, results, len(cells), on_cell, on_progress)
             if todo:  # every task returned (or failed for good): a child still RUNNING lost its worker
-                tracker.end_orphans({PARENT_TAG: parent.run_id}, ORPHANED)
+                _end_orphans(tracker, parent.run_id)
             summary = aggregate(spec, results, paper)
             out.mkdir(parents=True, exist_ok=True)
             write_outputs(spec, out, results, summary, source)
@@ -119,6 +120,22 @@ def reproduce(
         "out": str(out),
         "cells": summary,
     }
+
+
+def _end_orphans(tracker: Any, parent_run_id: str) -> None:
+    """End KILLED the runs of this invocation still RUNNING; a store that fails here only warns (the heartbeat
+    sweep ends them later): every cell is computed by now."""
+    from ..tracking import PARENT_TAG
+
+    try:
+        tracker.end_orphans({PARENT_TAG: parent_run_id}, ORPHANED)
+    except Exception as err:  # noqa: BLE001 - whatever the store raised, the cells are done
+        warnings.warn(
+            f"could not end the runs left RUNNING under run {parent_run_id} ({type(err).__name__}: {err});"
+            " `sadkit runs sweep` ends them once their heartbeat is stale",
+            SadkitWarning,
+            stacklevel=2,
+        )
 
 
 def _read_back(cells: list[Cell], finished: dict[str, Any]) -> tuple[list[CellResult], list[Cell]]:
