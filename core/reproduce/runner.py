@@ -93,8 +93,13 @@ def reproduce(
         reused = len(results)
         with tracker.start_run(run_name=f"reproduce {spec.name}", tags={"sadkit.reproduce": spec.name}) as parent:
             parent.log_params(
-                {"reproduction": spec.name, "n_cells": len(cells), "n_reused": reused, "workers": workers}
-                | {"executor": executor.name}
+                {
+                    "reproduction": spec.name,
+                    "n_cells": len(cells),
+                    "n_reused": reused,
+                    "workers": workers,
+                    "executor": executor.name,
+                }
             )
             failed = _run_tasks(executor, [[c] for c in todo], parent.run_id, results, len(cells), on_cell, on_progress)
             if todo:  # every task returned (or failed for good): a child still RUNNING lost its worker
