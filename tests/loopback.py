@@ -7,6 +7,9 @@
 - ``dask_cluster(n_workers, folder)``: ``dask scheduler`` and ``n_workers`` ``dask worker`` processes (one
   thread each, no nanny, so a killed worker stays dead), as :class:`Cluster`.
 
+- ``signal_after(proc, prefix)``: signal a command once a line of its stderr starts with ``prefix`` (to
+  interrupt a reproduction after its k-th cell).
+
 Every process is started with the venv's own command-line tools and stopped (terminated, then killed) on
 exit. Used by tests/core/test_tracking_server.py, tests/cli/test_cluster.py and benchmarks/cluster_throughput.py.
 """
@@ -33,6 +36,16 @@ START_TIMEOUT = 180.0
 
 class Unavailable(RuntimeError):
     """What a test skips on: PostgreSQL (or its driver) is not there."""
+
+
+def signal_after(proc: subprocess.Popen, prefix: str, signum: int = signal.SIGTERM) -> None:
+    """Send ``signum`` to ``proc`` (started with ``stderr=PIPE, text=True``) once a line of its stderr starts
+    with ``prefix``; fails (AssertionError) if it ends before."""
+    for line in proc.stderr:
+        if line.startswith(prefix):
+            proc.send_signal(signum)
+            return
+    raise AssertionError(f"the command ended (exit {proc.wait()}) before printing a line starting with {prefix!r}")
 
 
 def free_port() -> int:

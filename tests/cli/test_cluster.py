@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from loopback import Unavailable, dask_cluster, mlflow_server, postgres_database
+from loopback import Unavailable, dask_cluster, mlflow_server, postgres_database, signal_after
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
@@ -210,12 +210,7 @@ def test_interrupting_the_command_cancels_the_submitted_tasks(tracking_server, c
     env = {**os.environ, "SADKIT_DATA": str(odds_root)}
     cmd = [str(BIN / "sadkit"), "reproduce", str(spec), "--cluster", cluster.address, "--tracking-uri", tracking_server]
     proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for line in proc.stderr:
-        if line.startswith("[1/"):
-            break
-    else:
-        pytest.fail(f"the reproduction ended before its first cell (exit {proc.wait()})")
-    proc.send_signal(signal.SIGTERM)  # handled like Ctrl-C
+    signal_after(proc, "[1/", signal.SIGTERM)  # after its first cell; handled like Ctrl-C
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     with Client(cluster.address, timeout="10s", set_as_default=False) as client:

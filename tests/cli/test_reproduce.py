@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from loopback import signal_after
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
@@ -104,12 +105,7 @@ def test_interrupted_reproduction_resumes_without_recomputing(tracking_uri, tmp_
     cmd = [str(BIN / "sadkit"), "reproduce", str(spec), "--out", str(tmp_path / "out")]
     proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # reproduce prints "[k/24] ..." on stderr as each cell finishes: stop it after the third
-    for line in proc.stderr:
-        if line.startswith("[3/"):
-            break
-    else:
-        pytest.fail(f"the reproduction ended before its third cell (exit {proc.wait()})")
-    proc.send_signal(signal.SIGTERM)
+    signal_after(proc, "[3/", signal.SIGTERM)
     proc.communicate(timeout=60)
     assert proc.returncode != 0
     before = set(_finished_keys(tracking_uri))
