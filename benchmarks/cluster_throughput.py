@@ -159,7 +159,7 @@ def measure_writes(url: str, n_metric: int, n_runs: int) -> list[dict[str, Any]]
         made = n_threads * (n_runs // n_threads)
         rows.append(
             {"what": "create_run + set_terminated", "threads": n_threads, "calls": made, "per_second": made / seconds}
-        )  # noqa: E501
+        )
         print(json.dumps(rows[-2:]), flush=True)
     return rows
 
@@ -168,34 +168,43 @@ def write_report(out: Path, rows: list[dict], writes: list[dict], meta: dict[str
     out.mkdir(parents=True, exist_ok=True)
     (out / "cluster_throughput.json").write_text(
         json.dumps({"meta": meta, "reproductions": rows, "writes": writes}, indent=2)
-    )  # noqa: E501
+    )
     lines = [
         "# `sadkit reproduce`: local pool against a loopback Dask cluster",
         "",
-        f"{meta['machine']}. One MLflow server (`--workers 1`) on PostgreSQL for every configuration. "
+        f"{meta['machine']}. Every reproduction logs into one MLflow server (`--workers 1`) on PostgreSQL. "
         f"Load average {meta['load_start']:.1f} at the start; {meta['seconds']:.0f} s in all. "
         f"Command: `{meta['command']}`.",
         "",
-        "| spec | cells | configuration | wall time (s) | cells per hour | load after |",
-        "|---|---|---|---|---|---|",
     ]
-    for r in rows:
-        lines.append(
+    if rows:
+        lines += [
+            "| spec | cells | configuration | wall time (s) | cells per hour | load after |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
             f"| {r['spec']} | {r['cells']} | {r['config']} | {r['wall_seconds']:.1f} | {r['cells_per_hour']:.0f} |"
             f" {r['load_after']:.1f} |"
-        )
+            for r in rows
+        ]
+        lines += [
+            "",
+            "`local 1`: this process; `local 2`: `--workers 2` (spawned pool); `dask N`: `--cluster` to a scheduler"
+            " with N workers of one thread each (started before the clock, fresh each time, so the first cells pay the"
+            " imports as a pool's processes do); `dask N warm`: the same cells again (a new experiment) on the same"
+            " workers.",
+            "",
+        ]
     per_cell = [r["requests_per_cell"] for r in rows if "requests_per_cell" in r]
     lines += [
-        "",
-        "`local 1`: this process; `local 2`: `--workers 2` (spawned pool); `dask N`: `--cluster` to a scheduler with N"
-        " workers of one thread each (started before the clock, fresh each time, so the first cells pay the imports"
-        " as a pool's processes do); `dask N warm`: the same cells again (a new experiment) on the same workers.",
-        "",
         "## The MLflow server's write rate",
         "",
-        "| call | client threads | calls | per second |",
-        "|---|---|---|---|",
-        *[f"| {w['what']} | {w['threads']} | {w['calls']} | {w['per_second']:.0f} |" for w in writes],
+        "| server workers | call | client threads | calls | per second |",
+        "|---|---|---|---|---|",
+        *[
+            f"| {w.get('server_workers', 1)} | {w['what']} | {w['threads']} | {w['calls']} | {w['per_second']:.0f} |"
+            for w in writes
+        ],
         "",
         "HTTP requests to the server per cell (an `odds_quick` cell, in process): "
         + (", ".join(f"{x:.0f}" for x in per_cell) or "not measured")
@@ -210,6 +219,8 @@ def main() -> None:
     parser.add_argument("--specs", nargs="+", choices=["quick", "six"], default=["quick", "six"])
     parser.add_argument("--metric-calls", type=int, default=800)
     parser.add_argument("--runs", type=int, default=160)
+    parser.add_argument("--server-workers", type=int, default=1, help="also measure the writes against this many")
+    parser.add_argument("--writes-only", action="store_true", help="measure the server's write rate only")
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("SADKIT_DATA", str(HERE.parent / "shared" / "data"))
@@ -217,10 +228,14 @@ def main() -> None:
     scratch = args.out / "scratch"
     rows: list[dict[str, Any]] = []
     with postgres_database() as database, mlflow_server(database, scratch / "server") as url:
-        for spec_name in args.specs:
+        for spec_name in [] if args.writes_only else args.specs:
             for kind, workers in CONFIGS:
                 rows += measure_reproduction(spec_name, kind, workers, url, scratch)
         writes = measure_writes(url, args.metric_calls, args.runs)
+    if args.server_workers > 1:  # the same calls against a server with more workers, on a fresh database
+        with postgres_database() as database, mlflow_server(database, scratch / "server-n", args.server_workers) as url:
+            for row in measure_writes(url, args.metric_calls, args.runs):
+                writes.append({**row, "server_workers": args.server_workers})
     meta = {
         "machine": f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), Python"
         f" {platform.python_version()}",

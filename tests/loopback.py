@@ -2,7 +2,7 @@
 
 - ``postgres_database()``: a fresh PostgreSQL database, dropped afterwards (``Unavailable`` where
   PostgreSQL does not answer at :data:`PG_ADMIN`);
-- ``mlflow_server(backend, folder)``: ``mlflow server`` (one worker, job execution off) on a free port,
+- ``mlflow_server(backend, folder)``: ``mlflow server`` (one worker by default, job execution off) on a free port,
   its artifacts served by itself;
 - ``dask_cluster(n_workers, folder)``: ``dask scheduler`` and ``n_workers`` ``dask worker`` processes (one
   thread each, no nanny, so a killed worker stays dead), as :class:`Cluster`.
@@ -105,13 +105,13 @@ def _start(cmd: list[str], log: Path, cwd: Path, env: dict[str, str] | None = No
 
 
 @contextlib.contextmanager
-def mlflow_server(backend: str, folder: Path) -> Iterator[str]:
+def mlflow_server(backend: str, folder: Path, workers: int = 1) -> Iterator[str]:
     """``mlflow server`` on a free port of 127.0.0.1 with ``backend`` as its store; yields its URL."""
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
     cmd = [
-        str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
         "--backend-store-uri", backend, "--serve-artifacts", "--artifacts-destination", str(folder / "artifacts"),
     ]  # fmt: skip
     log = folder / "mlflow-server.log"
