@@ -6,12 +6,13 @@ seed) is one tracked experiment, tagged with a stable key, nested under one pare
 invocation. Cells whose run already FINISHED in the tracking store are read back, not run again, so
 an interrupted reproduction resumes where it stopped.
 
-Modules: ``spec`` (the spec and its cells), ``runner`` (running the cells), ``report`` (aggregation,
-tables, CSV files and the plot).
+Modules: ``spec`` (the spec and its cells), ``runner`` (running the cells), ``tasks`` (what a worker runs:
+a list of cells), ``executors`` (this process, a local process pool), ``cluster`` (a Dask cluster: the only
+module importing dask), ``report`` (aggregation, tables, CSV files and the plot).
 """
 
 from .report import CellResult
-from .runner import preflight, reproduce
+from .runner import Progress, preflight, reproduce
 from .spec import KEY_TAG, METHOD_KEYS, SPEC_KEYS, Cell, Method, ReproductionSpec
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "Cell",
     "CellResult",
     "Method",
+    "Progress",
     "ReproductionSpec",
     "preflight",
     "reproduce",

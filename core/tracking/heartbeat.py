@@ -198,3 +198,34 @@ def sweep_store(tracking_uri: str | None = None, stale_after: float | None = Non
     if stale_after is not None and not stale_after >= 0:
         raise SadkitError(f"stale_after must be >= 0 seconds, got {stale_after}")
     return sweep_stale_runs(open_client(tracking_uri), stale_after)
+
+
+def end_orphaned_runs(client: MlflowClient, experiment_id: str, tags: dict[str, str], why: str) -> list[SweptRun]:
+    """End KILLED, now, the RUNNING runs of an experiment that carry all of ``tags`` and a heartbeat,
+    whatever the age of their last beat: the caller knows that their process is gone.
+
+    A reproduction calls this when the attempt that opened a run cannot still be running: when a Dask
+    worker retries a cell whose first worker was lost (the runs tagged with that cell's key under this
+    invocation's parent run), and after every task has returned (every RUNNING child of the parent run).
+
+    Args:
+        client: the store's client.
+        experiment_id: the experiment to search.
+        tags: tag -> value, all of which a run must carry.
+        why: the reason, kept in the tag ``sadkit.swept``.
+
+    Returns:
+        The runs it ended (status KILLED, end time = last heartbeat).
+    """
+    conditions = ["attributes.status = 'RUNNING'", f"tags.`{HEARTBEAT_TAG}` LIKE '%'"]
+    conditions += [f"tags.`{key}` = '{value}'" for key, value in tags.items()]
+    ended: list[SweptRun] = []
+    for run in client.search_runs([experiment_id], filter_string=" and ".join(conditions), max_results=1000):
+        last = run.data.tags[HEARTBEAT_TAG]
+        beat = _parse(last) or time.time()
+        client.set_tag(run.info.run_id, SWEPT_TAG, why)
+        terminate(client, run.info.run_id, RunStatus.to_string(RunStatus.KILLED), end_time=int(beat * 1000))
+        _log.warning("ended MLflow run %s (%s) KILLED: %s", run.info.run_id, run.info.run_name, why)
+        silent = round(time.time() - beat, 1)
+        ended.append(SweptRun(run.info.run_id, run.info.run_name or "", run.info.experiment_id, last, silent))
+    return ended

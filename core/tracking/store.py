@@ -68,6 +68,13 @@ def _scheme(uri: str) -> str:
     return base
 
 
+def is_local_store(uri: str) -> bool:
+    """Whether the store at ``uri`` lives in files of this machine (``sqlite:``, ``file:`` or a plain path),
+    so that processes on other machines cannot write to it."""
+    scheme, sep, _ = uri.partition(":")
+    return not sep or len(scheme) == 1 or scheme.lower().split("+")[0] in ("sqlite", "file")
+
+
 def sqlite_path(uri: str) -> Path | None:
     """The file of a ``sqlite:///`` URI (None for an in-memory database or another scheme)."""
     if not uri.lower().startswith("sqlite:"):

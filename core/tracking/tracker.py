@@ -12,7 +12,7 @@ from mlflow.entities import RunStatus
 from mlflow.exceptions import MlflowException
 
 from ..errors import SadkitError
-from .heartbeat import Heartbeat, SweptRun, sweep_stale_runs
+from .heartbeat import Heartbeat, SweptRun, end_orphaned_runs, sweep_stale_runs
 from .run import RunLogger
 from .store import DEFAULT_EXPERIMENT, PARENT_TAG, open_client, resolve_tracking_uri, terminate
 
@@ -55,6 +55,11 @@ class Tracker:
     def sweep(self, stale_after: float | None = None) -> list[SweptRun]:
         """End the runs of this store whose process vanished (see :func:`sweep_stale_runs`)."""
         return sweep_stale_runs(self.client, stale_after)
+
+    def end_orphans(self, tags: Mapping[str, str], why: str) -> list[SweptRun]:
+        """End KILLED the RUNNING runs of this experiment that carry all of ``tags`` (a heartbeat too), whose
+        process the caller knows is gone (see :func:`~sadkit.tracking.heartbeat.end_orphaned_runs`)."""
+        return end_orphaned_runs(self.client, self.experiment_id, dict(tags), why)
 
     def _experiment_id(self) -> str:
         launched_in = os.environ.get("MLFLOW_EXPERIMENT_ID")

@@ -45,6 +45,10 @@ SKIPS: list[tuple[str, str]] = [
         r"--storage postgresql://",
         "writes into the shared PostgreSQL database; PostgreSQL studies are tested in tests/cli/test_study.py",
     ),
+    (
+        r"--cluster tcp://",
+        "needs a Dask scheduler and an MLflow server on PostgreSQL; tests/cli/test_cluster.py runs both on loopback",
+    ),
     (r"--install-completion", "writes into the user's shell start-up files (tests/cli/test_help.py sees the option)"),
     (r"reproduce projects/(odds_table|mnist_evidence_paper)\.yaml", "hundreds of runs, tens of minutes"),
     (r"reproduce projects/mnist_scenario_i\.yaml", "a grid of image runs, tens of minutes on this CPU"),

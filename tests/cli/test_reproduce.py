@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from loopback import signal_after
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
@@ -104,12 +105,7 @@ def test_interrupted_reproduction_resumes_without_recomputing(tracking_uri, tmp_
     cmd = [str(BIN / "sadkit"), "reproduce", str(spec), "--out", str(tmp_path / "out")]
     proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # reproduce prints "[k/24] ..." on stderr as each cell finishes: stop it after the third
-    for line in proc.stderr:
-        if line.startswith("[3/"):
-            break
-    else:
-        pytest.fail(f"the reproduction ended before its third cell (exit {proc.wait()})")
-    proc.send_signal(signal.SIGTERM)
+    signal_after(proc, "[3/", signal.SIGTERM)
     proc.communicate(timeout=60)
     assert proc.returncode != 0
     before = set(_finished_keys(tracking_uri))
@@ -133,6 +129,24 @@ def test_parallel_workers(tracking_uri, tmp_path):
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["n_computed"] == 4
     assert len(set(_finished_keys(tracking_uri))) == 4
+
+
+def test_a_failing_cell_does_not_stop_the_others(tracking_uri, tmp_path):
+    """Cells that raise are reported at the end, after the outputs are written from the others."""
+    broken = {"label": "Broken", "detector": "deepsad", "params": {**FAST, "n_epochs": -1}}  # fails when it runs
+    path = _spec(tmp_path, seeds=1, methods=[{"label": "Deep SAD", "detector": "deepsad", "params": FAST}, broken])
+    result = CliRunner().invoke(app, ["reproduce", str(path), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1
+    message = " ".join(result.stderr.split())
+    assert "2 cell(s) failed: Broken ratio_known_outlier=0.0 seed 0: InvalidInputError" in message
+    assert "Rerunning the command computes only the cells not yet finished" in message
+    assert len(_finished_keys(tracking_uri)) == 2
+    assert "| Deep SAD |" in (tmp_path / "o" / "table.md").read_text()
+    client = MlflowClient(tracking_uri)
+    parent = client.search_runs(
+        [client.get_experiment_by_name("tiny").experiment_id], "tags.`sadkit.reproduce` = 'tiny'"
+    )[0]
+    assert parent.info.status == "FAILED" and parent.data.metrics["n_failed"] == 2
 
 
 @pytest.mark.parametrize(

@@ -145,3 +145,27 @@ def test_runs_sweep_prints_what_it_ended(tracking_uri):
     assert "1 run(s) ended" in result.stderr
     again = CliRunner().invoke(app, ["runs", "sweep", "--tracking-uri", tracking_uri])
     assert again.exit_code == 0 and again.stdout == "" and "no stale run" in again.stderr
+
+
+def test_end_orphans_ends_the_matching_running_runs_at_once(tracking_uri):
+    """What a reproduction calls when it knows a run's worker is gone: fresh heartbeat or not, the runs that
+    carry every given tag end KILLED; others (other tags, no heartbeat, already ended) are left alone."""
+    from datetime import datetime, timezone
+
+    tracker = Tracker(tracking_uri, "orphans")
+    now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+    def run(name: str, **tags: str) -> str:
+        run_id = tracker.client.create_run(tracker.experiment_id, run_name=name).info.run_id
+        tracker.set_run_tags(run_id, tags)
+        return run_id
+
+    orphan = run("orphan", **{HEARTBEAT_TAG: now, "k": "a", "p": "1"})
+    other_key = run("other-key", **{HEARTBEAT_TAG: now, "k": "b", "p": "1"})
+    no_beat = run("no-beat", k="a", p="1")
+    ended = tracker.end_orphans({"k": "a", "p": "1"}, "its worker was lost")
+    assert [r.run_id for r in ended] == [orphan]
+    assert tracker.run_status(orphan) == "KILLED"
+    assert tracker.get_run(orphan).data.tags[SWEPT_TAG] == "its worker was lost"
+    assert tracker.run_status(other_key) == tracker.run_status(no_beat) == "RUNNING"
+    assert tracker.end_orphans({"k": "a", "p": "1"}, "again") == []

@@ -12,7 +12,19 @@ import textwrap
 import pytest
 
 #: what a --help or a listing must not import (each costs from 0.1 s to 2 s)
-HEAVY = ("torch", "mlflow", "optuna", "sklearn", "matplotlib", "pandas", "scipy", "numpy", "sqlalchemy")
+HEAVY = (
+    "torch",
+    "mlflow",
+    "optuna",
+    "sklearn",
+    "matplotlib",
+    "pandas",
+    "scipy",
+    "numpy",
+    "sqlalchemy",
+    "dask",
+    "distributed",
+)
 
 
 def _modules_after(code: str) -> set[str]:
