@@ -150,19 +150,61 @@ def run_experiments(
     exception is raised, or, with ``return_exceptions``, each failed spec's exception takes its place in
     the returned list. ``on_open[i]``, when given, is called with spec ``i``'s run id as its run opens.
     """
-    from .stacked_fit import fit_together
     from .tracking import shared_tracker
 
-    prepared = [_prepare(spec) for spec in specs]
     callbacks = list(callbacks) if callbacks is not None else [()] * len(specs)
     tags = list(tags) if tags is not None else [{}] * len(specs)
-    tracker = tracker or shared_tracker(specs[0].tracking_uri, specs[0].experiment)
+    on_open = list(on_open) if on_open is not None else [None] * len(specs)
+    ready: list[Any] = []
+    for spec in specs:  # a spec that fails its checks opens no run; with return_exceptions the others go on
+        try:
+            ready.append(_prepare(spec))
+        except Exception as err:
+            if not return_exceptions:
+                raise
+            ready.append(err)
+    keep = [i for i, p in enumerate(ready) if not isinstance(p, BaseException)]
+    outcomes = list(ready)
+    if keep:
+        tracker = tracker or shared_tracker(specs[keep[0]].tracking_uri, specs[keep[0]].experiment)
+        ran = _run_prepared(
+            [ready[i] for i in keep],
+            [callbacks[i] for i in keep],
+            [tags[i] for i in keep],
+            [on_open[i] for i in keep],
+            tracker=tracker,
+            parent_run_id=parent_run_id,
+            stop_on=stop_on,
+            stack=stack,
+        )
+        for i, outcome in zip(keep, ran, strict=True):
+            outcomes[i] = outcome
+    failed = [o for o in outcomes if isinstance(o, BaseException)]
+    if failed and not return_exceptions:
+        raise failed[0]
+    return outcomes
+
+
+def _run_prepared(
+    prepared: list[_Prepared],
+    callbacks: list[Sequence[Callback]],
+    tags: list[Mapping[str, str]],
+    on_open: list[Callable[[str], None] | None],
+    *,
+    tracker: Any,
+    parent_run_id: str | None,
+    stop_on: Mapping[type[BaseException], Mapping[str, str]] | None,
+    stack: bool,
+) -> list[Any]:
+    """Open a run per prepared spec, fit the detectors together, finish each run: its result or exception."""
+    from .stacked_fit import fit_together
+
     contexts = [_open_run(p, tracker, parent_run_id, t, stop_on) for p, t in zip(prepared, tags, strict=True)]
     runs: list[Any] = []
     try:
         for i, context in enumerate(contexts):
             runs.append(context.__enter__())
-            if on_open and on_open[i] is not None:
+            if on_open[i] is not None:
                 on_open[i](runs[-1].run_id)
         started = time.perf_counter()
         fitted = fit_together(
@@ -197,9 +239,6 @@ def run_experiments(
         else:
             context.__exit__(None, None, None)
             outcomes.append(result)
-    failed = [o for o in outcomes if isinstance(o, BaseException)]
-    if failed and not return_exceptions:
-        raise failed[0]
     return outcomes
 
 
