@@ -208,7 +208,9 @@ def test_interrupting_the_command_cancels_the_submitted_tasks(tracking_server, c
 
     spec = _quick_spec(tmp_path, "interrupted", epochs=30)
     env = {**os.environ, "SADKIT_DATA": str(odds_root)}
-    cmd = [str(BIN / "sadkit"), "reproduce", str(spec), "--cluster", cluster.address, "--tracking-uri", tracking_server]
+    # one cell per task (--no-stack), so that tasks are still queued when the signal comes
+    cmd = [str(BIN / "sadkit"), "reproduce", str(spec), "--cluster", cluster.address, "--tracking-uri", tracking_server,
+           "--no-stack"]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     signal_after(proc, "[1/", signal.SIGTERM)  # after its first cell; handled like Ctrl-C
     _, err = proc.communicate(timeout=60)
