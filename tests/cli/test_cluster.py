@@ -163,7 +163,10 @@ def test_the_cluster_gives_the_local_table_and_a_rerun_reads_it_back(
 
 
 @pytest.mark.slow
-def test_a_worker_killed_mid_cell_still_gives_a_complete_table(tracking_server, cluster, tmp_path, odds_root):
+def test_a_worker_killed_mid_cell_still_gives_a_complete_table(
+    tracking_server, cluster, tmp_path, odds_root, monkeypatch
+):
+    monkeypatch.setenv("SADKIT_DATA", str(odds_root))  # the command's own preflight reads the data too
     spec = ReproductionSpec.from_yaml(_quick_spec(tmp_path, "killed", epochs=60))  # cells of several seconds
     spec.tracking_uri = tracking_server
     client = MlflowClient(tracking_server)
