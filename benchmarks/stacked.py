@@ -188,7 +188,6 @@ def run_mnist_stacked(args: argparse.Namespace, n_models: int) -> dict[str, Any]
 
 def run_mnist_reference(args: argparse.Namespace) -> dict[str, Any]:
     """The reference-style pipeline of mnist_speed.py on one model's data (the same subset size)."""
-    import torch
     from mnist_speed import run_reference
 
     from sadkit import create_network
@@ -208,7 +207,6 @@ def run_mnist_reference(args: argparse.Namespace) -> dict[str, Any]:
     ns = argparse.Namespace(epochs=args.mnist_epochs, lr=1e-4)
     result = run_reference(train, test, ns, device, {"ae": ae.state_dict()})
     seconds = result["times"]["pretrain"][0] + result["times"]["train"][0]
-    del torch
     return {"models": 1, "wall_seconds": seconds, "samples_per_second": n * 2 * args.mnist_epochs / seconds}
 
 

@@ -57,9 +57,7 @@ def fit_together(
             X, labels, ev, _ = begun[i]
             try:
                 detectors[i]._fit(X, labels, eval_set=ev, callbacks=callbacks[i])
-            except Exception as err:
-                if not return_exceptions and n == 1:
-                    raise
+            except Exception as err:  # raised below, after the others, unless returned
                 outcomes[i] = err
         else:
             group = [detectors[i] for i in members]

@@ -34,8 +34,8 @@ class TrialBatch:
         self.tracker = tracker
         self.run_options = run_options
         self._cond = threading.Condition()
-        self._entries: list[tuple[ExperimentSpec, Sequence[Callback], Mapping[str, str], Any]] = []
-        self._keys: list[Any] = []
+        #: per trial that joined: (key, spec, callbacks, tags, on_open)
+        self._entries: list[tuple[Any, ExperimentSpec, Sequence[Callback], Mapping[str, str], Any]] = []
         self._outcomes: list[Any] | None = None
         self._started = False
 
@@ -47,7 +47,7 @@ class TrialBatch:
 
     def has_joined(self, key: Any) -> bool:
         with self._cond:
-            return key in self._keys
+            return any(entry[0] == key for entry in self._entries)
 
     def run(
         self,
@@ -60,8 +60,7 @@ class TrialBatch:
         """Join the batch with one experiment (``key``: the trial); return its result, or raise its exception."""
         with self._cond:
             index = len(self._entries)
-            self._keys.append(key)
-            self._entries.append((spec, callbacks, tags, on_open))
+            self._entries.append((key, spec, callbacks, tags, on_open))
             self._cond.notify_all()
             leader = False
             while self._outcomes is None:
@@ -89,10 +88,10 @@ class TrialBatch:
         with self._cond:
             entries = list(self._entries)
         return run_experiments(
-            [entry[0] for entry in entries],
             [entry[1] for entry in entries],
-            tags=[entry[2] for entry in entries],
-            on_open=[entry[3] for entry in entries],
+            [entry[2] for entry in entries],
+            tags=[entry[3] for entry in entries],
+            on_open=[entry[4] for entry in entries],
             tracker=self.tracker,
             return_exceptions=True,
             **self.run_options,

@@ -34,7 +34,7 @@ from sadkit.torch_detector import PretrainedAutoencoder
 from sadkit.training import Schedule, as_tensor, predict, resolve_amp, seed_everything, train_network
 
 from .autoencoder import pretrain_autoencoder
-from .center import init_center
+from .center import init_center, sad_terms
 from .stacked import fit_stack, stack_key
 
 
@@ -213,9 +213,7 @@ class DeepSAD(TorchDetector):
         eta, eps = float(self.eta), float(self.eps)
 
         def sad_loss(model: torch.nn.Module, x: torch.Tensor, semi: torch.Tensor) -> torch.Tensor:
-            dist = torch.sum((model(x) - c) ** 2, dim=1)
-            labeled = eta * (dist + eps) ** semi
-            return torch.where(semi == 0, dist, labeled).mean()
+            return sad_terms(torch.sum((model(x) - c) ** 2, dim=1), semi, eta, eps).mean()
 
         evaluate = None
         if eval_set is not None and callbacks:

@@ -25,7 +25,7 @@ from sadkit.stacking import StackedModules, train_stacked
 from sadkit.training import as_tensor, predict, seed_everything
 
 from .autoencoder import build_autoencoder
-from .center import init_center
+from .center import init_center, sad_terms
 
 #: stack image (4-D) data on the CPU too. Off: there a LeNet step is compute-bound, so one grouped network is
 #: no faster than its models one by one, and it loses the fused kernels and channels-last layout the solo
@@ -107,9 +107,7 @@ def fit_stack(detectors: list, Xs: list, labels: list, eval_sets: list, callback
     eps = torch.tensor([float(d.eps) for d in detectors], device=device).unsqueeze(1)
 
     def sad_loss(stack: StackedModules, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        dist = torch.sum((stack(x) - c) ** 2, dim=2)
-        labeled = eta * (dist + eps) ** s
-        return torch.where(s == 0, dist, labeled).mean(dim=1)
+        return sad_terms(torch.sum((stack(x) - c) ** 2, dim=2), s, eta, eps).mean(dim=1)
 
     stack = StackedModules(nets)
     stack.errors = list(errors)
