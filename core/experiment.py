@@ -198,6 +198,7 @@ def _run_prepared(
 ) -> list[Any]:
     """Open a run per prepared spec, fit the detectors together, finish each run: its result or exception."""
     from .stacked_fit import fit_together
+    from .tracking.figures import end_later, settle
 
     contexts = [_open_run(p, tracker, parent_run_id, t, stop_on) for p, t in zip(prepared, tags, strict=True)]
     runs: list[Any] = []
@@ -216,6 +217,7 @@ def _run_prepared(
             return_exceptions=True,
         )
         fit_seconds = (time.perf_counter() - started) / len(prepared)
+        settle()  # earlier runs whose figures were drawn during this fit end now
     except BaseException as err:  # every open run ends with it (FAILED; KILLED on Ctrl-C)
         for context in reversed(contexts[: len(runs)]):
             with contextlib.suppress(BaseException):
@@ -237,7 +239,8 @@ def _run_prepared(
                 raise
             outcomes.append(err)
         else:
-            context.__exit__(None, None, None)
+            if not end_later(context, run):  # its figures are being drawn: it ends when they are in
+                context.__exit__(None, None, None)
             outcomes.append(result)
     return outcomes
 

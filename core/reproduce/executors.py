@@ -56,14 +56,22 @@ class InProcess(Executor):
 
     name = "in-process"
 
+    def __init__(self) -> None:
+        from ..tracking.figures import start_helper
+
+        start_helper()  # the figure helper imports matplotlib while this process opens the store
+
     def run(self, tasks: list[list[Cell]], parent_run_id: str | None) -> Iterator[Outcome]:
-        for cells in tasks:
-            try:
-                results = run_task(cells, parent_run_id)
-            except Exception as err:  # noqa: BLE001 - the runner reports it with the cells; Ctrl-C passes
-                yield Outcome(cells, error=err)
-            else:
-                yield Outcome(cells, results=results)
+        from ..tracking.figures import background_figures
+
+        with background_figures():  # a task's figures are drawn while the next one trains
+            for cells in tasks:
+                try:
+                    results = run_task(cells, parent_run_id)
+                except Exception as err:  # noqa: BLE001 - the runner reports it with the cells; Ctrl-C passes
+                    yield Outcome(cells, error=err)
+                else:
+                    yield Outcome(cells, results=results)
 
 
 class LocalPool(Executor):

@@ -15,7 +15,8 @@ The default tracking store is a SQLite file in the working directory (``sqlite:/
 Modules: ``store`` (the tracking URI, checking and opening a store, ending runs), ``heartbeat`` (run
 heartbeats and the sweep of stale runs), ``tracker`` (:class:`Tracker`: the
 store and experiment, opening and querying runs), ``run`` (:class:`RunLogger`: what goes into a run),
-``model`` (the pyfunc model flavour of a detector).
+``model`` (the pyfunc model flavour of a detector), ``figures`` (figures drawn by a helper process while
+the next task trains).
 """
 
 import os

@@ -56,6 +56,10 @@ class RunLogger:
         self.client = client
         self.run_id = run_id
         self._pending: list[Metric] = []
+        #: figures being drawn by the helper process: (future of the files, artifact folder, draw it here)
+        self._figures: list[tuple[Any, str, Any]] = []
+        #: when the run's own work ended, if it was kept open for its figures (ms since the epoch)
+        self.work_ended_ms: int | None = None
         self._flush_seconds = flush_seconds
         self._last_flush = time.monotonic()
 
@@ -159,10 +163,39 @@ class RunLogger:
 
         Logged as ``plots/roc_<split>.png`` and ``plots/scores_<split>.png``.
         """
-        from ..plots import roc_figure, score_histogram
+        from .figures import active_renderer
 
-        self.log_figure(roc_figure(y_true, scores, split), f"plots/roc_{split}.png")
-        self.log_figure(score_histogram(y_true, scores, split), f"plots/scores_{split}.png")
+        y_true, scores = np.asarray(y_true), np.asarray(scores)
+        figures = [("roc_figure", f"roc_{split}.png"), ("score_histogram", f"scores_{split}.png")]
+        renderer = active_renderer()
+        if renderer is not None:  # drawn by the helper process; logged by log_pending_figures
+            future = renderer.submit([(plot, (y_true, scores, split), name) for plot, name in figures])
+            self._figures.append((future, "plots", lambda: self._draw_here(figures, y_true, scores, split)))
+            return
+        self._draw_here(figures, y_true, scores, split)
+
+    def _draw_here(self, figures: list[tuple[str, str]], y_true: np.ndarray, scores: np.ndarray, split: str) -> None:
+        from .. import plots
+
+        for plot, name in figures:
+            self.log_figure(getattr(plots, plot)(y_true, scores, split), f"plots/{name}")
+
+    def figures_ready(self) -> bool:
+        """Whether every figure handed to the helper process is drawn (or failed: then it is drawn here)."""
+        return all(future.done() for future, _, _ in self._figures)
+
+    def log_pending_figures(self) -> None:
+        """Wait for the figures the helper process draws and log them; one it failed is drawn here."""
+        pending, self._figures = self._figures, []
+        for future, folder, draw_here in pending:
+            try:
+                paths = future.result()
+            except Exception:  # noqa: BLE001 - the helper failed or ended: draw it in this process
+                draw_here()
+                continue
+            for path in paths:
+                self.client.log_artifact(self.run_id, path, folder)
+                Path(path).unlink(missing_ok=True)
 
     def log_image_grids(
         self, X: np.ndarray, scores: np.ndarray, y_true: np.ndarray | None = None, k: int = 32, split: str = "test"

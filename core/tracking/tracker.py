@@ -112,6 +112,7 @@ class Tracker:
         status = RunStatus.to_string(RunStatus.FAILED)
         try:
             yield logger
+            logger.log_pending_figures()
             status = RunStatus.to_string(RunStatus.FINISHED)
         except KeyboardInterrupt:
             status = RunStatus.to_string(RunStatus.KILLED)
@@ -128,7 +129,9 @@ class Tracker:
             if heartbeat is not None:
                 heartbeat.stop()
             logger.flush()
-            terminate(self.client, run.info.run_id, status)
+            # a run kept open for its figures (sadkit.tracking.figures) ends when its work ended
+            ended = logger.work_ended_ms if status == RunStatus.to_string(RunStatus.FINISHED) else None
+            terminate(self.client, run.info.run_id, status, end_time=ended)
 
     # ------------------------------------------------------------------ run queries
     def get_run(self, run_id: str) -> Any:
