@@ -208,11 +208,12 @@ def _run_prepared(
             if on_open[i] is not None:
                 on_open[i](runs[-1].run_id)
         started = time.perf_counter()
+        flush = max(5.0, float(len(runs)))  # seconds between a run's epoch-metric flushes (see epoch_callback)
         fitted = fit_together(
             [p.detector for p in prepared],
             [(p.train.X, p.train.labels) for p in prepared],
             eval_sets=[_eval_set(p) for p in prepared],
-            callbacks=[[run.epoch_callback(), *cbs] for run, cbs in zip(runs, callbacks, strict=True)],
+            callbacks=[[run.epoch_callback(flush), *cbs] for run, cbs in zip(runs, callbacks, strict=True)],
             stack=stack,
             return_exceptions=True,
         )
@@ -307,13 +308,13 @@ def _finish(p: _Prepared, run: Any, fit_seconds: float) -> ExperimentResult:
     run.log_arrays(detector.tracked_arrays())
     if len(test):
         run.log_scores("test", test.ids, test_scores, detector.threshold_, test.y)
-    # the model takes raw rows: the dataset's fitted preprocessing becomes part of it
-    detector.set_preprocessor(dataset.preprocessor or identity_preprocessor(train.X))
-    model_uri = run.log_detector(detector, detector.preprocessor_.example_rows()) if spec.log_model else None
-    if len(test):
+    if len(test):  # first: a helper process may draw them while the model is logged
         run.log_evaluation_plots(test.y, test_scores, "test")
         if np.ndim(test.X) == 4:  # image data: grids of the most and least anomalous test images
             run.log_image_grids(test.X, test_scores, test.y, k=32, split="test")
+    # the model takes raw rows: the dataset's fitted preprocessing becomes part of it
+    detector.set_preprocessor(dataset.preprocessor or identity_preprocessor(train.X))
+    model_uri = run.log_detector(detector, detector.preprocessor_.example_rows()) if spec.log_model else None
     result = ExperimentResult(
         run_id=run.run_id,
         detector=spec.detector,

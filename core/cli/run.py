@@ -42,6 +42,9 @@ def run_command(
       sadkit run projects/quick.yaml --seed 3
     """
     with handle_errors(json_errors=as_json):
+        from ..tracking.figures import background_figures, start_helper
+
+        start_helper()  # it imports matplotlib while this process imports torch, and draws while the model is logged
         from ..experiment import run_experiment
 
         spec = _spec(target, dataset, param, data)
@@ -57,7 +60,7 @@ def run_command(
             spec.threads = threads
         if no_model:
             spec.log_model = False
-        with ProgressCallback(enabled=not as_json) as progress:
+        with ProgressCallback(enabled=not as_json) as progress, background_figures():
             result = run_experiment(spec, callbacks=[progress])
         if as_json:
             typer.echo(json.dumps(json_safe(result.as_dict())))

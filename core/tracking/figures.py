@@ -6,8 +6,8 @@ it (``projects/odds_quick.yaml``: 1.4 s of figures against 0.8 s of stacked trai
 drawn by one helper process (:mod:`sadkit.figure_worker`), and a run whose figures are not drawn yet
 when its other logging is done is ended later (:func:`end_later`): still RUNNING, with its heartbeat,
 until its figures are logged, which happens while the next task trains, or when the block ends
-(it waits for all of them); its end time is when its own work ended. Outside the block, or where the helper cannot start, figures are drawn
-in this process as before. ``SADKIT_BACKGROUND_FIGURES=0`` turns the helper off.
+(it waits for all of them); its end time is when its own work ended. Outside the block, or where the
+helper cannot start, figures are drawn in this process as before. ``SADKIT_BACKGROUND_FIGURES=0`` turns the helper off.
 
 A figure the helper fails to draw is drawn here instead; a run of a block left by Ctrl-C ends KILLED
 (a resumed reproduction runs it again), by any other error normally, its figures logged.

@@ -93,8 +93,13 @@ class RunLogger:
             self.client.log_batch(self.run_id, metrics=pending[i : i + _BATCH])
         self._last_flush = time.monotonic()
 
-    def epoch_callback(self) -> Callback:
-        """A callback logging ``<phase>_loss``, ``<phase>_lr`` and ``<phase>_val_auroc`` per epoch."""
+    def epoch_callback(self, flush_seconds: float | None = None) -> Callback:
+        """A callback logging ``<phase>_loss``, ``<phase>_lr`` and ``<phase>_val_auroc`` per epoch, sent at
+        least every ``flush_seconds`` (default: this logger's). Runs trained in one stack of S models pass
+        ``S`` seconds: each flush is a store transaction (20 ms on SQLite), and 20 runs flushing every 5 s
+        spent a sixth of a stacked satellite training in them; the store still hears about once a second."""
+        if flush_seconds is not None:
+            self._flush_seconds = float(flush_seconds)
         return _EpochLogger(self)
 
     # ------------------------------------------------------------------ artifacts
