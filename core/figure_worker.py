@@ -8,13 +8,14 @@ numpy) and nothing of MLflow or torch.
 Protocol, on stdin and stdout: length-prefixed pickles. A request is ``(job_id, [(plot, args, path), ...])``
 where ``plot`` names a function of :mod:`sadkit.plots` returning a Figure, saved to ``path`` as
 MLflow's ``log_figure`` saves it (``Figure.savefig(path)``); the reply is ``(job_id, None)`` or
-``(job_id, "<error>")``. End of input ends the process. Only the parent process writes the pickles read
-here (a pipe it created), as with :mod:`multiprocessing`.
+``(job_id, "<error>")``. End of input ends the process and removes the folder named as its argument.
+Only the parent process writes the pickles read here (a pipe it created), as with :mod:`multiprocessing`.
 """
 
 from __future__ import annotations
 
 import pickle
+import shutil
 import struct
 import sys
 from typing import Any, BinaryIO
@@ -50,18 +51,27 @@ def draw(figures: list[tuple[str, tuple, str]]) -> None:
         getattr(plots, name)(*args).savefig(path)
 
 
-def main() -> None:
+def main(folder: str | None = None) -> None:
+    """Answer requests until the end of input, then remove ``folder`` (the parent's folder for the files:
+    the input ends when the parent closes it or when the parent dies, so nothing is left behind)."""
     requests, replies = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing printed by a library may corrupt the replies
-    import sadkit.plots  # noqa: F401 - matplotlib's import, while the parent still trains the first models
-    while (request := read_frame(requests)) is not None:
-        job_id, figures = request
-        try:
-            draw(figures)
-            write_frame(replies, (job_id, None))
-        except Exception as err:  # noqa: BLE001 - the parent draws this job itself
-            write_frame(replies, (job_id, f"{type(err).__name__}: {err}"))
+    try:
+        import sadkit.plots  # noqa: F401 - matplotlib's import, while the parent still trains the first models
+
+        while (request := read_frame(requests)) is not None:
+            job_id, figures = request
+            try:
+                draw(figures)
+                write_frame(replies, (job_id, None))
+            except Exception as err:  # noqa: BLE001 - the parent draws this job itself
+                write_frame(replies, (job_id, f"{type(err).__name__}: {err}"))
+    except BrokenPipeError:  # the parent is gone
+        pass
+    finally:
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1] if len(sys.argv) > 1 else None)

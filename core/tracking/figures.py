@@ -42,7 +42,7 @@ class FigureRenderer:
     def __init__(self) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="sadkit-figures-"))
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "sadkit.figure_worker"],
+            [sys.executable, "-m", "sadkit.figure_worker", str(self.folder)],  # it removes the folder at its end
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

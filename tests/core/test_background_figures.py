@@ -95,3 +95,16 @@ def test_the_helper_draws_only_sadkit_figures(tmp_path):
     assert (tmp_path / "roc.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="not a figure"):
         draw([("anomaly_grids", (), str(tmp_path / "x.png"))])
+
+
+def test_the_helper_removes_its_folder_when_its_input_ends(tmp_path):
+    import subprocess
+    import sys
+
+    folder = tmp_path / "figures"
+    folder.mkdir()
+    (folder / "left.png").write_bytes(b"x")
+    helper = subprocess.Popen([sys.executable, "-m", "sadkit.figure_worker", str(folder)], stdin=subprocess.PIPE)
+    helper.stdin.close()  # as when the parent process dies
+    assert helper.wait(timeout=60) == 0
+    assert not folder.exists()
