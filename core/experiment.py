@@ -266,12 +266,17 @@ def _open_run(
     if p.leakage:
         run_tags[LEAKAGE_TAG] = p.leakage
     with tracker.start_run(run_name=run_name, tags=run_tags, parent_run_id=parent_run_id, stop_on=stop_on) as run:
-        run.log_params({"detector": spec.detector, "dataset": spec.dataset, "seed": p.seed})
-        run.log_params(p.detector.get_params(deep=False))
-        run.log_params({f"data.{k}": v for k, v in dataset.get_params().items()})
+        sizes = {"n_train": len(train), "n_val": len(val), "n_test": len(test)}
         if p.holdout is not None:
-            run.log_metrics({"n_test_holdout": len(p.holdout)})
-        run.log_metrics({"n_train": len(train), "n_val": len(val), "n_test": len(test)})
+            sizes["n_test_holdout"] = len(p.holdout)
+        params = {
+            **p.detector.get_params(deep=False),
+            **{f"data.{k}": v for k, v in dataset.get_params().items()},
+            "detector": spec.detector,
+            "dataset": spec.dataset,
+            "seed": p.seed,
+        }
+        run.log_batch(params=params, metrics=sizes)  # one store transaction
         run.log_dict(
             {"train": train.summary(), "val": val.summary(), "test": test.summary()}, "data/split_summary.json"
         )
@@ -284,10 +289,7 @@ def _finish(p: _Prepared, run: Any, fit_seconds: float) -> ExperimentResult:
     """Evaluate the fitted detector of ``p`` and log its metrics, scores, arrays, model and plots."""
     spec, dataset, train, val, test, detector = p.spec, p.dataset, p.train, p.val, p.test, p.detector
     selected = to_json(detector.selected_params())
-    if selected:
-        run.log_params({f"selected.{k}": v for k, v in selected.items()})
-    if getattr(detector, "stack_size_", 1) > 1:
-        run.set_tags({STACK_TAG: str(detector.stack_size_)})
+    stacked = getattr(detector, "stack_size_", 1) > 1
     timings = detector.timings_
     pretrain_seconds = float(timings.get("pretrain", 0.0))
     train_seconds = float(timings.get("train", fit_seconds - pretrain_seconds))
@@ -304,8 +306,15 @@ def _finish(p: _Prepared, run: Any, fit_seconds: float) -> ExperimentResult:
         "threshold": detector.threshold_,
         **decision_metrics(test.y, test_scores, detector.threshold_, "test"),
     }
-    run.log_metrics(metrics)
-    run.log_arrays(detector.tracked_arrays())
+    from .tracking.run import array_norms
+
+    arrays = detector.tracked_arrays()
+    run.log_batch(  # one store transaction: the selection, the stack, the metrics, the arrays' norms
+        params={f"selected.{k}": v for k, v in (selected or {}).items()},
+        metrics={**metrics, **array_norms(arrays)},
+        tags={STACK_TAG: str(detector.stack_size_)} if stacked else None,
+    )
+    run.log_arrays(arrays, norms=False)
     if len(test):
         run.log_scores("test", test.ids, test_scores, detector.threshold_, test.y)
     if len(test):  # first: a helper process may draw them while the model is logged

@@ -43,6 +43,11 @@ def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
+def array_norms(arrays: Mapping[str, Any]) -> dict[str, float]:
+    """``<name>_norm``: the Euclidean norm of each array, the metric :meth:`RunLogger.log_arrays` logs."""
+    return {f"{name}_norm": float(np.linalg.norm(np.asarray(array))) for name, array in arrays.items()}
+
+
 class RunLogger:
     """Logs into one run. Metrics from callbacks are buffered and sent in batches.
 
@@ -69,6 +74,26 @@ class RunLogger:
         items = [Param(k, v[:6000]) for k, v in flatten(params).items()]
         for i in range(0, len(items), 100):
             self.client.log_batch(self.run_id, params=items[i : i + 100])
+
+    def log_batch(
+        self,
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        step: int = 0,
+    ) -> None:
+        """Parameters (flattened), metrics at ``step`` (None values skipped) and tags, with any buffered
+        metrics, in one store transaction (MLflow's batch limits allowing): each call to the store is one
+        SQLite commit, the largest share of a short run's logging."""
+        now = int(time.time() * 1000)
+        items = [Param(k, v[:6000]) for k, v in flatten(params or {}).items()]
+        values = [Metric(k, float(v), now, int(step)) for k, v in (metrics or {}).items() if v is not None]
+        values, self._pending = self._pending + values, []
+        labels = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
+        while items or values or labels:
+            self.client.log_batch(self.run_id, metrics=values[:_BATCH], params=items[:100], tags=labels[:_BATCH])
+            items, values, labels = items[100:], values[_BATCH:], labels[_BATCH:]
+        self._last_flush = time.monotonic()
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         """Set tags (values as strings)."""
@@ -115,16 +140,18 @@ class RunLogger:
         """Log a matplotlib figure as an image artifact (e.g. ``plots/roc_test.png``)."""
         self.client.log_figure(self.run_id, figure, artifact_file)
 
-    def log_arrays(self, arrays: Mapping[str, np.ndarray]) -> None:
-        """Each array as ``arrays/<name>.npy`` and ``.json``, and its norm as ``<name>_norm``."""
+    def log_arrays(self, arrays: Mapping[str, np.ndarray], norms: bool = True) -> None:
+        """Each array as ``arrays/<name>.npy`` and ``.json``, and (``norms``) its norm as ``<name>_norm``
+        (:func:`array_norms`, for a caller that sends them with other metrics)."""
         with tempfile.TemporaryDirectory() as tmp:
             for name, array in arrays.items():
                 array = np.asarray(array)
                 np.save(Path(tmp) / f"{name}.npy", array)
                 (Path(tmp) / f"{name}.json").write_text(json.dumps(to_json(array)))
-                self.log_metrics({f"{name}_norm": float(np.linalg.norm(array))})
             if arrays:
                 self.client.log_artifacts(self.run_id, tmp, "arrays")
+        if norms and arrays:
+            self.log_metrics(array_norms(arrays))
 
     def log_detector(self, detector: Detector, example_rows: Any) -> str:
         """Log the fitted detector as the run's LoggedModel (see :mod:`sadkit.tracking.model`); return its
