@@ -90,9 +90,9 @@ class RunLogger:
         values = [Metric(k, float(v), now, int(step)) for k, v in (metrics or {}).items() if v is not None]
         values, self._pending = self._pending + values, []
         labels = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
-        while items or values or labels:
-            self.client.log_batch(self.run_id, metrics=values[:_BATCH], params=items[:100], tags=labels[:_BATCH])
-            items, values, labels = items[100:], values[_BATCH:], labels[_BATCH:]
+        while items or values or labels:  # MLflow's limits per batch: 1000 metrics, 100 params, 100 tags
+            self.client.log_batch(self.run_id, metrics=values[:_BATCH], params=items[:100], tags=labels[:100])
+            items, values, labels = items[100:], values[_BATCH:], labels[100:]
         self._last_flush = time.monotonic()
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:

@@ -185,3 +185,21 @@ def test_unreachable_tracking_store_is_a_clear_error(tmp_path):
 
     with pytest.raises(SadkitError, match="cannot use the MLflow tracking store"):
         Tracker("postgresql://nobody@127.0.0.1:1/none", "x")
+
+
+def test_log_batch_sends_everything_within_mlflows_limits(tracking_uri):
+    """Parameters, metrics and tags beyond one request's limits (100 / 1000 / 100) all arrive."""
+    from sadkit.tracking import Tracker
+
+    tracker = Tracker(tracking_uri, "batch")
+    with tracker.start_run(run_name="batch") as run:
+        run.log_metrics({"buffered": 1.0}, step=3, buffered=True)
+        run.log_batch(
+            params={f"p{i}": i for i in range(250)},
+            metrics={**{f"m{i}": float(i) for i in range(1200)}, "skipped": None},
+            tags={f"t{i}": i for i in range(150)},
+        )
+    data = tracker.get_run(run.run_id).data
+    assert len(data.params) == 250 and data.params["p249"] == "249"
+    assert {f"m{i}" for i in range(1200)} | {"buffered"} <= set(data.metrics) and "skipped" not in data.metrics
+    assert sum(k.startswith("t") and k[1:].isdigit() for k in data.tags) == 150
