@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import pickle
 import shutil
+import signal
 import struct
 import sys
 from typing import Any, BinaryIO
@@ -56,6 +57,7 @@ def main(folder: str | None = None) -> None:
     the input ends when the parent closes it or when the parent dies, so nothing is left behind)."""
     requests, replies = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing printed by a library may corrupt the replies
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides, then closes us
     try:
         import sadkit.plots  # noqa: F401 - matplotlib's import, while the parent still trains the first models
 

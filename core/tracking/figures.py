@@ -9,8 +9,10 @@ until its figures are logged, which happens while the next task trains, or when 
 (it waits for all of them); its end time is when its own work ended. Outside the block, or where the
 helper cannot start, figures are drawn in this process as before. ``SADKIT_BACKGROUND_FIGURES=0`` turns the helper off.
 
-A figure the helper fails to draw is drawn here instead; a run of a block left by Ctrl-C ends KILLED
-(a resumed reproduction runs it again), by any other error normally, its figures logged.
+A figure the helper fails to draw, or has not drawn after :data:`WAIT_SECONDS`, is drawn here instead. A run
+kept open has done all its work, so when the block is left by Ctrl-C (or SIGTERM, or an error) its figures
+are logged and it ends FINISHED as it would have, waiting for the helper at most :data:`INTERRUPTED_WAIT_SECONDS`
+(the helper ignores Ctrl-C: it ends when its input does).
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ from ..figure_worker import read_frame, write_frame
 
 #: the environment variable that turns the helper process off ("0")
 ENV_SWITCH = "SADKIT_BACKGROUND_FIGURES"
+#: how long a run waits for the helper to draw its figures before it draws them itself
+WAIT_SECONDS = 120.0
+#: the same when the command is being stopped (Ctrl-C, SIGTERM): it should end soon
+INTERRUPTED_WAIT_SECONDS = 3.0
 
 
 class FigureRenderer:
@@ -154,10 +160,10 @@ def background_figures() -> Iterator[None]:
     _active += 1
     try:
         yield
-    except KeyboardInterrupt as interrupt:
+    except KeyboardInterrupt:
         _active -= 1
         if not _active:
-            settle(wait=True, interrupted=interrupt)
+            settle(wait=True, interrupted=True)
         raise
     except BaseException:
         _active -= 1
@@ -180,15 +186,14 @@ def end_later(context: Any, run: Any) -> bool:
     return True
 
 
-def settle(wait: bool = False, interrupted: KeyboardInterrupt | None = None) -> None:
-    """End the runs kept open whose figures are drawn (every one with ``wait``; KILLED if ``interrupted``)."""
+def settle(wait: bool = False, interrupted: bool = False) -> None:
+    """End the runs kept open whose figures are drawn (every one with ``wait``; ``interrupted``: the command
+    is being stopped, so the wait for the helper is short)."""
     still: list[tuple[Any, Any]] = []
     for context, run in list(_deferred):
         _deferred.remove((context, run))
-        if interrupted is not None:
-            with contextlib.suppress(BaseException):
-                context.__exit__(KeyboardInterrupt, interrupted, None)
-        elif wait or run.figures_ready():
+        if wait or run.figures_ready():
+            run.figures_wait_seconds = INTERRUPTED_WAIT_SECONDS if interrupted else WAIT_SECONDS
             with contextlib.suppress(Exception):  # its own error is tagged on the run by the context
                 context.__exit__(None, None, None)
         else:

@@ -131,8 +131,10 @@ def _logged_model_location(client: MlflowClient, model_uri: str) -> str:
             if ref.startswith("m-"):
                 return client.get_logged_model(ref).artifact_location
             name, _, which = ref.partition("/")
-            version = client.get_model_version_by_alias(name, which.lstrip("@")) if which.startswith("@") else (
-                client.get_model_version(name, which)
+            version = (
+                client.get_model_version_by_alias(name, which.lstrip("@"))
+                if which.startswith("@")
+                else (client.get_model_version(name, which))
             )
             return version.source
         except MlflowException as err:

@@ -65,6 +65,8 @@ class RunLogger:
         self._figures: list[tuple[Any, str, Any]] = []
         #: when the run's own work ended, if it was kept open for its figures (ms since the epoch)
         self.work_ended_ms: int | None = None
+        #: how long :meth:`log_pending_figures` waits for the helper process before drawing here
+        self.figures_wait_seconds = 120.0
         self._flush_seconds = flush_seconds
         self._last_flush = time.monotonic()
 
@@ -217,12 +219,13 @@ class RunLogger:
         return all(future.done() for future, _, _ in self._figures)
 
     def log_pending_figures(self) -> None:
-        """Wait for the figures the helper process draws and log them; one it failed is drawn here."""
+        """Wait for the figures the helper process draws and log them; one it failed, or has not drawn within
+        ``figures_wait_seconds``, is drawn here."""
         pending, self._figures = self._figures, []
         for future, folder, draw_here in pending:
             try:
-                paths = future.result()
-            except Exception:  # noqa: BLE001 - the helper failed or ended: draw it in this process
+                paths = future.result(timeout=self.figures_wait_seconds)
+            except Exception:  # noqa: BLE001 - the helper failed, ended or is too slow: draw it in this process
                 draw_here()
                 continue
             for path in paths:
