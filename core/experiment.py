@@ -314,7 +314,7 @@ def _finish(p: _Prepared, run: Any, fit_seconds: float) -> ExperimentResult:
         metrics={**metrics, **array_norms(arrays)},
         tags={STACK_TAG: str(detector.stack_size_)} if stacked else None,
     )
-    run.log_arrays(arrays, norms=False)
+    run.log_arrays(arrays)
     if len(test):
         run.log_scores("test", test.ids, test_scores, detector.threshold_, test.y)
     if len(test):  # first: a helper process may draw them while the model is logged

@@ -54,7 +54,7 @@ class FigureRenderer:
             stderr=subprocess.DEVNULL,
         )
         self._lock = threading.Lock()
-        self._futures: dict[int, Future] = {}
+        self._futures: dict[int, tuple[Future, list[str]]] = {}  # job id -> its future and files
         self._next_id = 0
         # requests go out through a queue: a write to a full pipe must not hold up the caller
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
@@ -70,8 +70,7 @@ class FigureRenderer:
             job_folder.mkdir()
             paths = [str(job_folder / name) for _, _, name in figures]
             future: Future = Future()
-            future.paths = paths  # type: ignore[attr-defined]
-            self._futures[job_id] = future
+            self._futures[job_id] = (future, paths)
         self._requests.put((job_id, [(p, a, path) for (p, a, _), path in zip(figures, paths, strict=True)]))
         return future
 
@@ -94,15 +93,15 @@ class FigureRenderer:
                 break
             job_id, error = reply
             with self._lock:
-                future = self._futures.pop(job_id, None)
+                future, paths = self._futures.pop(job_id, (None, None))
             if future is not None:
                 if error is None:
-                    future.set_result(future.paths)
+                    future.set_result(paths)
                 else:
                     future.set_exception(RuntimeError(f"the figure helper failed: {error}"))
         with self._lock:  # the helper ended: whatever it did not answer is drawn by its callers
             left, self._futures = self._futures, {}
-        for future in left.values():
+        for future, _ in left.values():
             future.set_exception(RuntimeError("the figure helper process ended"))
 
     def alive(self) -> bool:
@@ -135,11 +134,7 @@ def active_renderer() -> FigureRenderer | None:
 
 def start_helper() -> None:
     """Start the helper process now (it takes a second to import matplotlib), for a later
-    :func:`background_figures` block; nothing when it is off or the machine has one core."""
-    _start()
-
-
-def _start() -> None:
+    :func:`background_figures` block; nothing when it is off, the machine has one core, or it runs."""
     global _renderer
     if not _wanted():
         return  # off, or one core: a helper would only take turns with the training
@@ -156,24 +151,18 @@ def _start() -> None:
 def background_figures() -> Iterator[None]:
     """Figures drawn by the helper process, and runs ended when their figures are in (see the module)."""
     global _active
-    _start()
+    start_helper()
     _active += 1
+    interrupted = False
     try:
         yield
     except KeyboardInterrupt:
-        _active -= 1
-        if not _active:
-            settle(wait=True, interrupted=True)
+        interrupted = True
         raise
-    except BaseException:
+    finally:
         _active -= 1
         if not _active:
-            settle(wait=True)
-        raise
-    else:
-        _active -= 1
-        if not _active:
-            settle(wait=True)
+            settle(wait=True, interrupted=interrupted)
 
 
 def end_later(context: Any, run: Any) -> bool:
@@ -189,13 +178,9 @@ def end_later(context: Any, run: Any) -> bool:
 def settle(wait: bool = False, interrupted: bool = False) -> None:
     """End the runs kept open whose figures are drawn (every one with ``wait``; ``interrupted``: the command
     is being stopped, so the wait for the helper is short)."""
-    still: list[tuple[Any, Any]] = []
-    for context, run in list(_deferred):
-        _deferred.remove((context, run))
-        if wait or run.figures_ready():
-            run.figures_wait_seconds = INTERRUPTED_WAIT_SECONDS if interrupted else WAIT_SECONDS
-            with contextlib.suppress(Exception):  # its own error is tagged on the run by the context
-                context.__exit__(None, None, None)
-        else:
-            still.append((context, run))
-    _deferred[:0] = still
+    ready = [(context, run) for context, run in _deferred if wait or run.figures_ready()]
+    _deferred[:] = [entry for entry in _deferred if entry not in ready]
+    for context, run in ready:
+        run.figures_wait_seconds = INTERRUPTED_WAIT_SECONDS if interrupted else WAIT_SECONDS
+        with contextlib.suppress(Exception):  # its own error is tagged on the run by the context
+            context.__exit__(None, None, None)

@@ -44,7 +44,7 @@ def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 def array_norms(arrays: Mapping[str, Any]) -> dict[str, float]:
-    """``<name>_norm``: the Euclidean norm of each array, the metric :meth:`RunLogger.log_arrays` logs."""
+    """``<name>_norm``: the Euclidean norm of each array logged by :meth:`RunLogger.log_arrays`."""
     return {f"{name}_norm": float(np.linalg.norm(np.asarray(array))) for name, array in arrays.items()}
 
 
@@ -71,11 +71,20 @@ class RunLogger:
         self._last_flush = time.monotonic()
 
     # ------------------------------------------------------------------ basics
+    def _send(self, params: Sequence[Param] = (), metrics: Sequence[Metric] = (), tags: Sequence[RunTag] = ()) -> None:
+        """One store call (one SQLite commit) per MLflow batch: at most 100 params, 100 tags, 1000 metrics."""
+        while params or metrics or tags:
+            self.client.log_batch(self.run_id, metrics=metrics[:_BATCH], params=params[:100], tags=tags[:100])
+            params, metrics, tags = params[100:], metrics[_BATCH:], tags[100:]
+
+    @staticmethod
+    def _metrics(metrics: Mapping[str, float | None], step: int) -> list[Metric]:
+        now = int(time.time() * 1000)
+        return [Metric(k, float(v), now, int(step)) for k, v in metrics.items() if v is not None]
+
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Log parameters, nested mappings flattened to dotted names (see :func:`flatten`)."""
-        items = [Param(k, v[:6000]) for k, v in flatten(params).items()]
-        for i in range(0, len(items), 100):
-            self.client.log_batch(self.run_id, params=items[i : i + 100])
+        self._send(params=[Param(k, v[:6000]) for k, v in flatten(params).items()])
 
     def log_batch(
         self,
@@ -87,37 +96,28 @@ class RunLogger:
         """Parameters (flattened), metrics at ``step`` (None values skipped) and tags, with any buffered
         metrics, in one store transaction (MLflow's batch limits allowing): each call to the store is one
         SQLite commit, the largest share of a short run's logging."""
-        now = int(time.time() * 1000)
-        items = [Param(k, v[:6000]) for k, v in flatten(params or {}).items()]
-        values = [Metric(k, float(v), now, int(step)) for k, v in (metrics or {}).items() if v is not None]
-        values, self._pending = self._pending + values, []
-        labels = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
-        while items or values or labels:  # MLflow's limits per batch: 1000 metrics, 100 params, 100 tags
-            self.client.log_batch(self.run_id, metrics=values[:_BATCH], params=items[:100], tags=labels[:100])
-            items, values, labels = items[100:], values[_BATCH:], labels[100:]
+        values, self._pending = self._pending + self._metrics(metrics or {}, step), []
+        self._send(
+            [Param(k, v[:6000]) for k, v in flatten(params or {}).items()],
+            values,
+            [RunTag(k, str(v)) for k, v in (tags or {}).items()],
+        )
         self._last_flush = time.monotonic()
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         """Set tags (values as strings)."""
-        items = [RunTag(k, str(v)) for k, v in tags.items()]
-        if items:
-            self.client.log_batch(self.run_id, tags=items)
+        self._send(tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0, buffered: bool = False) -> None:
         """Log metrics at ``step`` (None values are skipped); ``buffered`` ones are sent by :meth:`flush`."""
-        now = int(time.time() * 1000)
-        for key, value in metrics.items():
-            if value is None:
-                continue
-            self._pending.append(Metric(key, float(value), now, int(step)))
+        self._pending += self._metrics(metrics, step)
         if not buffered or time.monotonic() - self._last_flush > self._flush_seconds:
             self.flush()
 
     def flush(self) -> None:
         """Send the buffered metrics."""
         pending, self._pending = self._pending, []
-        for i in range(0, len(pending), _BATCH):
-            self.client.log_batch(self.run_id, metrics=pending[i : i + _BATCH])
+        self._send(metrics=pending)
         self._last_flush = time.monotonic()
 
     def epoch_callback(self, flush_seconds: float | None = None) -> Callback:
@@ -142,9 +142,9 @@ class RunLogger:
         """Log a matplotlib figure as an image artifact (e.g. ``plots/roc_test.png``)."""
         self.client.log_figure(self.run_id, figure, artifact_file)
 
-    def log_arrays(self, arrays: Mapping[str, np.ndarray], norms: bool = True) -> None:
-        """Each array as ``arrays/<name>.npy`` and ``.json``, and (``norms``) its norm as ``<name>_norm``
-        (:func:`array_norms`, for a caller that sends them with other metrics)."""
+    def log_arrays(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Each array as ``arrays/<name>.npy`` and ``.json``; their norms (:func:`array_norms`, the metrics
+        ``<name>_norm``) go with the caller's other metrics (:meth:`log_batch`)."""
         with tempfile.TemporaryDirectory() as tmp:
             for name, array in arrays.items():
                 array = np.asarray(array)
@@ -152,8 +152,6 @@ class RunLogger:
                 (Path(tmp) / f"{name}.json").write_text(json.dumps(to_json(array)))
             if arrays:
                 self.client.log_artifacts(self.run_id, tmp, "arrays")
-        if norms and arrays:
-            self.log_metrics(array_norms(arrays))
 
     def log_detector(self, detector: Detector, example_rows: Any) -> str:
         """Log the fitted detector as the run's LoggedModel (see :mod:`sadkit.tracking.model`); return its

@@ -50,10 +50,11 @@ class LinearBNLeakyReLU(nn.Module):
             if momentum is None:  # a cumulative average, as nn.BatchNorm1d computes it (all models agree)
                 momentum = 1.0 / float(state[stats + "num_batches_tracked"][0])
         use_batch = bn.training or not bn.track_running_stats
+        running = not bn.training or bn.track_running_stats  # the statistics read or updated, as nn.BatchNorm1d
         h = F.batch_norm(
             h.reshape(1, n_models * channels, h.shape[2]),
-            flat("running_mean") if not bn.training or bn.track_running_stats else None,
-            flat("running_var") if not bn.training or bn.track_running_stats else None,
+            flat("running_mean") if running else None,
+            flat("running_var") if running else None,
             flat("weight"),
             flat("bias"),
             use_batch,
