@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from mlflow.entities import RunStatus, RunTag, ViewType
+from mlflow.entities import RunStatus, ViewType
 from mlflow.tracking import MlflowClient
 
 from ..errors import SadkitError
@@ -63,17 +63,22 @@ class Heartbeat:
     A failed write is retried at the next beat: a store that blips must not end a training run.
     """
 
-    def __init__(self, client: MlflowClient, run_id: str, interval: float | None = None) -> None:
+    def __init__(self, client: MlflowClient, interval: float | None = None) -> None:
         self.client = client
-        self.run_id = run_id
+        self.run_id = ""
         self.interval = interval or heartbeat_interval()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"sadkit-heartbeat-{run_id[:8]}", daemon=True)
+        self._thread: threading.Thread | None = None
 
-    def start(self) -> Heartbeat:
-        self.client.log_batch(
-            self.run_id, tags=[RunTag(INTERVAL_TAG, f"{self.interval:g}"), RunTag(HEARTBEAT_TAG, _now_iso())]
-        )
+    def first_beat(self) -> dict[str, str]:
+        """The tags of the first beat, to create the run with: a process killed right after it created the
+        run leaves a run the sweep can end (a separate first write would leave a window without one)."""
+        return {INTERVAL_TAG: f"{self.interval:g}", HEARTBEAT_TAG: _now_iso()}
+
+    def start(self, run_id: str) -> Heartbeat:
+        """Beat for ``run_id``, created with :meth:`first_beat`'s tags."""
+        self.run_id = run_id
+        self._thread = threading.Thread(target=self._run, name=f"sadkit-heartbeat-{run_id[:8]}", daemon=True)
         self._thread.start()
         return self
 
@@ -91,7 +96,7 @@ class Heartbeat:
     def stop(self) -> None:
         """Stop beating (before the run ends); waits for a beat in flight."""
         self._stop.set()
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout=10.0)
 
 

@@ -98,17 +98,20 @@ class Tracker:
         if parent_run_id:
             all_tags[PARENT_TAG] = parent_run_id
         adopted = None if parent_run_id else os.environ.pop("MLFLOW_RUN_ID", None)
+        heartbeat = None
         if adopted:  # launched by `mlflow run`: log into the run it created (once; nested runs are new)
             run = self.client.get_run(adopted)
             if run_name:
                 all_tags["mlflow.runName"] = run_name
-        else:
-            run = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags)
+        else:  # created with its first heartbeat, so that no moment leaves a run the sweep cannot end
+            heartbeat = Heartbeat(self.client)
+            run = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags | heartbeat.first_beat())
         logger = RunLogger(self.client, run.info.run_id)
         self.last_run_id = run.info.run_id
         if adopted:
             logger.set_tags(all_tags)
-        heartbeat = None if adopted else Heartbeat(self.client, run.info.run_id).start()
+        if heartbeat is not None:
+            heartbeat.start(run.info.run_id)
         status = RunStatus.to_string(RunStatus.FAILED)
         try:
             yield logger

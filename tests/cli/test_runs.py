@@ -169,3 +169,25 @@ def test_end_orphans_ends_the_matching_running_runs_at_once(tracking_uri):
     assert tracker.get_run(orphan).data.tags[SWEPT_TAG] == "its worker was lost"
     assert tracker.run_status(other_key) == tracker.run_status(no_beat) == "RUNNING"
     assert tracker.end_orphans({"k": "a", "p": "1"}, "again") == []
+
+
+def test_a_run_carries_its_heartbeat_from_the_moment_it_is_created(tracking_uri, monkeypatch):
+    """A worker killed between creating a run and its first beat left a RUNNING run that neither the sweep
+    nor a reproduction's orphan search (both keyed on the heartbeat tag) could end (seen in CI: a Dask
+    worker killed mid-cell). Here the process "dies" right after the store created the run."""
+    tracker = Tracker(tracking_uri, "created")
+    created: list[str] = []
+    real_create = tracker.client.create_run
+
+    def create_then_die(*args, **kwargs):
+        run = real_create(*args, **kwargs)
+        created.append(run.info.run_id)
+        raise SystemExit("killed after create_run")
+
+    monkeypatch.setattr(tracker.client, "create_run", create_then_die)
+    with pytest.raises(SystemExit), tracker.start_run("cell", tags={"k": "a"}):
+        pass
+    assert tracker.run_status(created[0]) == "RUNNING"  # nobody ended it: its process is "gone"
+    assert HEARTBEAT_TAG in tracker.get_run(created[0]).data.tags
+    assert [r.run_id for r in tracker.end_orphans({"k": "a"}, "its worker was lost")] == created
+    assert tracker.run_status(created[0]) == "KILLED"
