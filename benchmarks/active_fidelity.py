@@ -10,7 +10,10 @@ Writes ``<out>/fidelity_runs.csv`` (one row per run and round; resumable), ``<ou
 target's checks per base, dataset and strategy: the worst drop below round 0 over seeds and rounds, the
 seeds that end above round 0, anomalies found against random's expectation ``budget x pool share``)
 and ``<out>/fidelity_curves.png``. ``--layer-params`` (JSON) and ``--label`` run another layer setting
-(e.g. the earlier one: ``{"score_weight": "free", "signal_weights": "free", "refit_base": false}``).
+(e.g. the first one: ``{"score_weight": "free", "signal_weights": "free", "refit_base": false}``);
+``--show`` limits the table and the figure to some settings. In ``results/active``: ``now`` (the
+defaults), ``before`` (the defaults before Deep SVDD was fine-tuned: its layer only re-weighed the
+score's terms) and ``fine-tune lr 1e-4 x50`` (both bases fine-tuned at the fit's first learning rate).
 """
 
 from __future__ import annotations
@@ -65,8 +68,8 @@ def run(label: str, base: str, name: str, strategy: str, seed: int, args: argpar
     ]
 
 
-def report(path: Path, out: Path) -> None:
-    rows = read_rows(path)
+def report(path: Path, out: Path, labels: list[str] | None = None) -> None:
+    rows = [r for r in read_rows(path) if not labels or r["label"] in labels]
     keys = list(dict.fromkeys((r["label"], r["base"], r["dataset"], r["strategy"]) for r in rows))
     lines = [
         "Active loop, ground-truth oracle, test AUROC % (mean over seeds) after each round; `worst drop`: the"
@@ -128,7 +131,8 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=40)
     parser.add_argument("--per-round", type=int, default=10)
     parser.add_argument("--layer-params", default="{}")
-    parser.add_argument("--label", default="sadkit")
+    parser.add_argument("--label", default="now", help="the setting's name in the CSV and the table")
+    parser.add_argument("--show", nargs="*", help="the settings (labels) the table and figure show (default: all)")
     parser.add_argument("--out", type=Path, default=Path("results/active"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -143,7 +147,7 @@ def main() -> None:
                     rows = run(args.label, base, name, strategy, seed, args)
                     append_rows(path, rows, FIELDS)
                     print(args.label, base, name, strategy, seed, [r["test_auroc"] for r in rows], flush=True)
-    report(path, args.out / "fidelity")
+    report(path, args.out / "fidelity", args.show)
 
 
 if __name__ == "__main__":

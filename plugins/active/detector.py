@@ -28,18 +28,22 @@ test AUROC of Deep SVDD on thyroid fell from 83.4 to 78.6 in 40 queries. Hence t
 * ``score_weight="fixed"``: ``a`` stays 1 (the labels, chosen by the score, cannot tell how far to trust it);
 * ``signal_weights="nonnegative"``: ``w >= 0``, so a larger term of the score never makes a sample less
   anomalous (the layer stays monotone in every term it re-weighs);
-* ``refit_base="auto"``: a base that learns from labels (Deep SAD, ESAD; ``uses_labels``) is refitted on
-  every update with the labels so far, the sadkit counterpart of the paper's joint training: that is
-  where the labels' information goes. A base that ignores labels (Deep SVDD) is fitted once; its layer
-  can then only re-weigh the score's terms, and never ranks worse than the base.
+* ``refit_base="auto"``: the labels reach the network beneath, the sadkit counterpart of the paper's
+  joint training of layer and network. A base that learns from labels (Deep SAD, ESAD; ``uses_labels``)
+  is refitted with them on every update (``True``). A base whose fit ignores labels but that can be
+  fine-tuned (Deep SVDD: ``fine_tune``) is fitted once and, on every update, a copy of it is fine-tuned
+  on all the labels so far for ``fine_tune_epochs`` under Deep SAD's objective, once a labeled anomaly
+  is among them (``"fine_tune"``). A base that can do neither is fitted once (``False``), and its layer
+  can only re-weigh the score's terms, never ranking worse than the base.
 
-``score_weight="free"``, ``signal_weights="free"``, ``refit_base=False`` restore the earlier layer.
+``score_weight="free"``, ``signal_weights="free"``, ``refit_base=False`` restore the first layer.
 ``warm_start=True`` (what the active loop uses) keeps an already fitted base detector when ``fit`` is
 called again on data of the same shape without a refit, and refits only the layer.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any
 
@@ -69,8 +73,11 @@ class ActiveDetector(Detector):
         l2: precision of the Gaussian prior that pulls the layer back to the base detector.
         prior: expected share of anomalies; sets the initial decision boundary (p = 0.5) at the
             ``1 - prior`` quantile of the training scores.
-        refit_base: refit the base detector with the labels on every ``fit`` (else it is fitted once
-            when ``warm_start`` holds it); ``"auto"`` refits a base that learns from labels.
+        refit_base: how the base detector learns from the labels on every ``fit``: ``True`` refits it,
+            ``"fine_tune"`` fine-tunes (a copy of) the base fitted first, ``False`` keeps it as fitted
+            once (with ``warm_start``); ``"auto"``: refit a base that learns from labels, else fine-tune
+            one that can be, else keep.
+        fine_tune_epochs: epochs of each fine-tuning.
         score_weight: ``fixed`` (``a`` stays 1) or ``free`` (fitted like the other weights).
         signal_weights: ``nonnegative`` (``w >= 0``: monotone in every term of the score) or ``free``.
         warm_start: keep a fitted base detector across ``fit`` calls on data of the same shape.
@@ -88,6 +95,7 @@ class ActiveDetector(Detector):
         l2: float = 100.0,
         prior: float = 0.05,
         refit_base: bool | str = "auto",
+        fine_tune_epochs: int = 100,
         warm_start: bool = False,
         max_iter: int = 200,
         score_weight: str = "fixed",
@@ -103,6 +111,7 @@ class ActiveDetector(Detector):
         self.l2 = l2
         self.prior = prior
         self.refit_base = refit_base
+        self.fine_tune_epochs = fine_tune_epochs
         self.warm_start = warm_start
         self.max_iter = max_iter
         self.score_weight = score_weight
@@ -133,22 +142,31 @@ class ActiveDetector(Detector):
                 raise InvalidInputError(
                     f"active: {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}"
                 )
-        if self.refit_base not in (True, False, "auto"):
-            raise InvalidInputError(f"active: refit_base must be true, false or auto, got {self.refit_base!r}")
+        if self.refit_base not in (True, False, "auto", "fine_tune"):
+            raise InvalidInputError(
+                f"active: refit_base must be true, false, fine_tune or auto, got {self.refit_base!r}"
+            )
+        if int(self.fine_tune_epochs) < 0:
+            raise InvalidInputError(f"active: fine_tune_epochs must be >= 0, got {self.fine_tune_epochs!r}")
         base_cls = get("detectors", self.base)
         if base_cls is type(self):
             raise InvalidInputError("active: the base detector cannot be 'active' itself; name a detector such as esad")
+        if self.refit_base == "fine_tune" and not callable(getattr(base_cls, "fine_tune", None)):
+            raise InvalidInputError(f"active: {self.base!r} cannot be fine-tuned; use refit_base=true or false")
         if not base_cls.has_signal():
             raise SignalNotAvailableError(
                 f"active: detector {self.base!r} has no per-sample signal to put the active layer on (it"
                 " implements neither _signal nor transform); use esad, deepsad or deepsvdd"
             )
 
-    def _refits(self) -> bool:
-        """Whether every ``fit`` refits the base detector (``"auto"``: when the base learns from labels)."""
+    def _update(self) -> str:
+        """How every ``fit`` brings the labels to the base: ``refit``, ``fine_tune`` or ``keep``."""
         if self.refit_base == "auto":
-            return bool(get("detectors", self.base).uses_labels)
-        return bool(self.refit_base)
+            base_cls = get("detectors", self.base)
+            if base_cls.uses_labels:
+                return "refit"
+            return "fine_tune" if callable(getattr(base_cls, "fine_tune", None)) else "keep"
+        return "fine_tune" if self.refit_base == "fine_tune" else ("refit" if self.refit_base else "keep")
 
     def _base_params(self) -> dict[str, Any]:
         params = dict(self.base_params or {})
@@ -162,10 +180,11 @@ class ActiveDetector(Detector):
     def _fit(self, X: np.ndarray, y: np.ndarray, *, eval_set, callbacks: list[Callback]) -> None:
         semi_y = to_semi_y(y)  # the paper's codes: +1 labeled normal, -1 labeled anomaly, 0 unlabeled
         started = time.perf_counter()
+        update = self._update()
         reuse = (
             self.warm_start
-            and not self._refits()
-            and getattr(self, "base_", None) is not None
+            and update != "refit"
+            and getattr(self, "fitted_base_", None) is not None
             and getattr(self, "base_input_shape_", None) == tuple(X.shape[1:])
             and getattr(self, "base_n_", None) == len(X)
             and getattr(self, "train_inputs_", None) is not None
@@ -173,17 +192,24 @@ class ActiveDetector(Detector):
         if not reuse:
             base = create_detector(self.base, **self._base_params())
             base.fit(X, semi_y=semi_y, eval_set=eval_set, callbacks=callbacks)
-            self.base_ = base
+            self.fitted_base_ = base  # what every fine-tuning starts from
             self.base_input_shape_ = tuple(X.shape[1:])
             self.base_n_ = len(X)
-            scores = base.decision_function(X)
-            features = base.signal(X)
-            # standardisation statistics of the training set (fixed once the base detector is fitted)
-            raw = np.column_stack([signed_log(scores), signed_log(features)])
+        labeled = semi_y != 0
+        # without a labeled anomaly the objective holds nothing new (a labeled normal weighs as an unlabeled one)
+        tuned = update == "fine_tune" and bool((semi_y == -1).any()) and int(self.fine_tune_epochs) > 0
+        if tuned:
+            base = copy.deepcopy(self.fitted_base_)  # from the same start: the same labels give the same layer
+            base.fine_tune(X, semi_y=semi_y, n_epochs=int(self.fine_tune_epochs), callbacks=callbacks)
+            self.base_ = base
+        else:
+            self.base_ = self.fitted_base_
+        if not reuse or update == "fine_tune":
+            # standardisation statistics of the training set under the base as it now is
+            raw = self._raw_inputs(X)
             self.mean_ = raw.mean(axis=0)
             self.scale_ = np.where(raw.std(axis=0) > 1e-12, raw.std(axis=0), 1.0)
             self.train_inputs_ = (raw - self.mean_) / self.scale_
-        labeled = semi_y != 0
         inputs = self.train_inputs_
         start = np.zeros(inputs.shape[1], dtype=np.float64)
         start[0] = 1.0
@@ -232,9 +258,12 @@ class ActiveDetector(Detector):
         return result.x[:-1].copy(), float(result.x[-1])
 
     # ------------------------------------------------------------------ scoring
+    def _raw_inputs(self, X: np.ndarray) -> np.ndarray:
+        """The base's score and signal through ``signed_log``, before standardisation."""
+        return np.column_stack([signed_log(self.base_.decision_function(X)), signed_log(self.base_.signal(X))])
+
     def _inputs(self, X: np.ndarray) -> np.ndarray:
-        raw = np.column_stack([signed_log(self.base_.decision_function(X)), signed_log(self.base_.signal(X))])
-        return (raw - self.mean_) / self.scale_
+        return (self._raw_inputs(X) - self.mean_) / self.scale_
 
     def _score(self, X: np.ndarray) -> np.ndarray:
         """The layer's logit: higher means more anomalous; ``sigmoid(score)`` is p(anomaly)."""

@@ -35,6 +35,7 @@ from sadkit.training import Schedule, as_tensor, predict, resolve_amp, seed_ever
 
 from .autoencoder import pretrain_autoencoder
 from .center import init_center, sad_terms
+from .finetune import fine_tune
 from .stacked import fit_stack, stack_key
 
 
@@ -248,6 +249,11 @@ class DeepSAD(TorchDetector):
     @classmethod
     def _fit_stack(cls, detectors: list, Xs: list, labels: list, eval_sets: list, callbacks: list) -> list:
         return fit_stack(detectors, Xs, labels, eval_sets, callbacks)
+
+    def fine_tune(self, X: Any, y: Any = None, *, semi_y: Any = None, n_epochs: int = 20, callbacks=()) -> DeepSAD:
+        """Train the fitted network ``n_epochs`` more on ``X`` with Deep SAD's objective and labels read as by
+        :meth:`fit`, the center kept (Deep SVDD's network too: see :mod:`sadkit.plugins.deepsad.finetune`)."""
+        return fine_tune(self, X, y, semi_y, n_epochs, callbacks)
 
     # ------------------------------------------------------------------ scoring
     def _score(self, X: np.ndarray) -> np.ndarray:

@@ -104,10 +104,50 @@ def test_warm_start_keeps_the_fitted_base_and_refit_base_does_not():
     assert refit.base_ is not first
 
 
-def test_refit_auto_refits_a_base_that_learns_from_labels_only():
-    assert ActiveDetector(base="esad")._refits() and ActiveDetector(base="deepsad")._refits()
-    assert not ActiveDetector(base="deepsvdd")._refits()
-    assert not ActiveDetector(base="esad", refit_base=False)._refits()
+def test_refit_auto_refits_a_base_that_learns_from_labels_and_fine_tunes_one_that_ignores_them():
+    assert ActiveDetector(base="deepsad")._update() == ActiveDetector(base="esad")._update() == "refit"
+    assert ActiveDetector(base="deepsvdd")._update() == "fine_tune"  # its fit ignores labels
+    assert ActiveDetector(base="deepsad", refit_base="fine_tune")._update() == "fine_tune"
+    assert ActiveDetector(base="esad", refit_base=False)._update() == "keep"
+
+
+DEEP_FAST = {"n_epochs": 3, "ae_n_epochs": 2, "lr_milestones": [2], "ae_lr_milestones": [1], "device": "cpu"}
+
+
+def test_fine_tuning_starts_each_update_from_the_base_fitted_first():
+    """Deep SVDD ignores labels in its fit; under the layer its network learns them by fine-tuning, from the
+    same start on every update, so the same labels give the same layer whatever came before."""
+    from sadkit.data import to_semi_y
+    from sadkit.testing import make_data
+
+    X, y, _ = make_data((6,), seed=3)
+    semi = to_semi_y(y)
+    layer = ActiveDetector(base="deepsvdd", base_params=DEEP_FAST, warm_start=True, fine_tune_epochs=3)
+    layer.fit(X, semi_y=np.zeros_like(semi))
+    fitted = layer.fitted_base_
+    assert layer.base_ is fitted  # no labels, nothing to fine-tune
+    untouched = fitted.decision_function(X)
+    layer.fit(X, semi_y=semi)
+    assert layer.fitted_base_ is fitted and layer.base_ is not fitted
+    assert np.array_equal(fitted.decision_function(X), untouched)  # the start is kept as fitted
+    moved = layer.base_.decision_function(X)
+    assert not np.allclose(moved, untouched)  # the labels reached the network
+    assert len(layer.base_.fine_tune_losses_) == 3
+    half = semi.copy()
+    half[: len(half) // 2] = 0
+    layer.fit(X, semi_y=half)  # labeled normals only: nothing Deep SAD's objective does not have already
+    assert (half != -1).all() and layer.base_ is fitted
+    layer.fit(X, semi_y=semi)  # after other labels, the same labels again: the same network, the same layer
+    assert np.array_equal(layer.base_.decision_function(X), moved)
+    again = ActiveDetector(base="deepsvdd", base_params=DEEP_FAST, warm_start=True, fine_tune_epochs=3)
+    again.fit(X, semi_y=np.zeros_like(semi))
+    again.fit(X, semi_y=semi)
+    assert np.array_equal(again.decision_function(X), layer.decision_function(X))
+
+
+def test_fine_tuning_needs_a_base_that_offers_it():
+    with pytest.raises(InvalidInputError, match="cannot be fine-tuned"):
+        ActiveDetector(base="esad", refit_base="fine_tune").fit(np.zeros((4, 2), dtype=np.float32))
 
 
 def _tail_labels(n: int = 3000, seed: int = 0):
@@ -158,6 +198,7 @@ def test_a_base_without_signal_is_refused_before_fitting():
         ({"score_weight": "loose"}, "score_weight"),
         ({"signal_weights": "any"}, "signal_weights"),
         ({"refit_base": "sometimes"}, "refit_base"),
+        ({"fine_tune_epochs": -1}, "fine_tune_epochs"),
     ],
 )
 def test_bad_layer_parameters_are_clear_errors(params, match):
