@@ -101,17 +101,18 @@ def evaluate(detector: str, train, val, test, seed: int, max_samples: int | None
     hold, rest = paper_test_holdout(Split(X_test, y_test), seed)
     hold_idx, rest_idx = hold.ids, rest.ids
     rows = []
+    has_val = val is not None and len(set(val[1])) == 2
     for params in candidates(detector):
         size = max_samples if max_samples is not None else MAX_SAMPLES[detector]
         model = create_detector(detector, max_samples=size if size > 0 else None, seed=seed, **params)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model.fit(*train)
+            model.fit(train[0], semi_y=train[1])
         s = model.decision_function(X_test)
         rows.append(
             {
                 **params,
-                "val": auroc(val[1], model.score(val[0])) if val is not None and len(set(val[1])) == 2 else np.nan,
+                "val": auroc(val[1], model.decision_function(val[0])) if has_val else np.nan,
                 "hold": auroc(y_test[hold_idx], s[hold_idx]),
                 "rest": auroc(y_test[rest_idx], s[rest_idx]),
                 "full": auroc(y_test, s),
