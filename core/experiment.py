@@ -216,9 +216,9 @@ def _run_prepared(
             callbacks=[[run.epoch_callback(flush), *cbs] for run, cbs in zip(runs, callbacks, strict=True)],
             stack=stack,
             return_exceptions=True,
+            between=settle,  # earlier runs whose figures were drawn meanwhile end, group by group
         )
         fit_seconds = (time.perf_counter() - started) / len(prepared)
-        settle()  # earlier runs whose figures were drawn during this fit end now
     except BaseException as err:  # every open run ends with it (FAILED; KILLED on Ctrl-C)
         for context in reversed(contexts[: len(runs)]):
             with contextlib.suppress(BaseException):

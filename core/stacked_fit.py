@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .callbacks import Callback
@@ -30,6 +30,7 @@ def fit_together(
     callbacks: Sequence[Sequence[Callback]] | None = None,
     stack: bool = True,
     return_exceptions: bool = False,
+    between: Callable[[], None] | None = None,
 ) -> list[Any]:
     """Fit ``detectors[i]`` on ``data[i] = (X, y)`` (labels as in :meth:`sadkit.Detector.fit`).
 
@@ -39,6 +40,8 @@ def fit_together(
         stack: False fits them one by one (what ``--no-stack`` asks for).
         return_exceptions: a detector whose fit raised (or whose callback stopped it, e.g. a pruned
             trial) is returned as that exception instead of raising the first one after every fit.
+        between: called after each group's (or lone model's) fit, e.g. to end earlier runs whose figures
+            are in while models that cannot stack train one by one.
 
     Each detector ends with ``stack_size_``: how many models it trained with (1 alone). A stacked model's
     ``timings_`` are the stack's wall time divided by the stack size (its share).
@@ -75,6 +78,8 @@ def fit_together(
         for i in members:
             vars(detectors[i]).setdefault("timings_", {"train": share})
             detectors[i].stack_size_ = len(members)
+        if between is not None:
+            between()
     for det, outcome, (X, _, ev, rule) in zip(detectors, outcomes, begun, strict=True):
         if outcome is det:
             det._end_fit(X, ev, rule)

@@ -113,3 +113,26 @@ def test_the_helper_removes_its_folder_when_its_input_ends(tmp_path):
     helper.stdin.close()  # as when the parent process dies
     assert helper.wait(timeout=60) == 0
     assert not folder.exists()
+
+
+def test_runs_waiting_for_figures_end_between_models_that_train_one_by_one(tracking_uri, odds_root, monkeypatch):
+    """A task of models that cannot stack trains them one by one; the runs of the task before it that wait
+    for their figures are ended after each model, not only once the whole task has trained."""
+    from sadkit.plugins.shallow.iforest import IsolationForest as IForest
+
+    events: list[str] = []
+    real_settle, real_fit = figures.settle, IForest._fit
+
+    def settle(*args, **kwargs):  # noqa: ANN002, ANN003
+        events.append("settle")
+        return real_settle(*args, **kwargs)
+
+    def fit(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        events.append("fit")
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(figures, "settle", settle)
+    monkeypatch.setattr(IForest, "_fit", fit)
+    with figures.background_figures():
+        run_experiments(_specs(tracking_uri, odds_root, n=3))
+    assert events[:6] == ["fit", "settle"] * 3
