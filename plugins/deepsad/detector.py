@@ -250,10 +250,10 @@ class DeepSAD(TorchDetector):
     def _fit_stack(cls, detectors: list, Xs: list, labels: list, eval_sets: list, callbacks: list) -> list:
         return fit_stack(detectors, Xs, labels, eval_sets, callbacks)
 
-    def fine_tune(self, X: Any, y: Any = None, *, semi_y: Any = None, n_epochs: int = 20, callbacks=()) -> DeepSAD:
-        """Train the fitted network ``n_epochs`` more on ``X`` with Deep SAD's objective and labels read as by
+    def fine_tune(self, X: Any, y: Any = None, *, semi_y=None, n_epochs=20, eval_set=None, callbacks=()) -> DeepSAD:
+        """Train the fitted network ``n_epochs`` more on ``X`` with Deep SAD's objective, labels read as by
         :meth:`fit`, the center kept (Deep SVDD's network too: see :mod:`sadkit.plugins.deepsad.finetune`)."""
-        return fine_tune(self, X, y, semi_y, n_epochs, callbacks)
+        return fine_tune(self, X, y, semi_y, n_epochs, eval_set, callbacks)
 
     # ------------------------------------------------------------------ scoring
     def _score(self, X: np.ndarray) -> np.ndarray:

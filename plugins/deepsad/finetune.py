@@ -30,18 +30,32 @@ from .center import sad_terms
 _STREAM = 104729
 
 
-def fine_tune(detector: Any, X: Any, y: Any, semi_y: Any, n_epochs: int, callbacks: Iterable[Callback] = ()) -> Any:
-    """What ``DeepSAD.fine_tune`` does: ``X`` and the labels read as ``fit`` reads them, the network trained
-    on (see :func:`fine_tune_network`), then the training scores, threshold and decisions made again."""
+def fine_tune(
+    detector: Any,
+    X: Any,
+    y: Any,
+    semi_y: Any,
+    n_epochs: int,
+    eval_set: tuple[Any, Any] | None = None,
+    callbacks: Iterable[Callback] = (),
+) -> Any:
+    """What ``DeepSAD.fine_tune`` does: ``X``, the labels and ``eval_set`` read as ``fit`` reads them, the
+    network trained on (see :func:`fine_tune_network`), then the training scores, threshold and decisions
+    made again (``threshold="fpr:A"`` from ``eval_set``'s normals, as in ``fit``)."""
     detector._check_fitted()
     if int(n_epochs) < 0:
         raise InvalidInputError(f"fine_tune: n_epochs must be >= 0, got {n_epochs!r}")
     if y is not None and semi_y is not None:
         raise InvalidInputError("give labels as y (1 anomaly, 0 normal, -1 unlabeled) or as semi_y, not both")
+    rule = detector.check_params()
+    if rule.kind == "fpr" and eval_set is None:  # said before the network changes, not after
+        raise InvalidInputError(f"fine_tune: threshold={detector.threshold!r} needs an eval_set with labeled normals")
     X = detector._model_input(X)
     labels = check_labels(y, len(X)) if semi_y is None else from_semi_y(check_semi_labels(semi_y, len(X)))
+    if eval_set is not None:
+        eval_set = (detector._model_input(eval_set[0]), np.asarray(eval_set[1]))
     detector.fine_tune_losses_ = fine_tune_network(detector, X, to_semi_y(labels), int(n_epochs), list(callbacks))
-    detector._end_fit(X, None, detector.check_params())
+    detector._end_fit(X, eval_set, rule)
     return detector
 
 

@@ -67,3 +67,16 @@ def test_fine_tuning_errors_are_clear():
         fitted.fine_tune(X, y, n_epochs=-1)
     with pytest.raises(ValueError, match="features"):
         fitted.fine_tune(X[:, :3], y)
+
+
+def test_an_fpr_threshold_is_made_again_from_the_eval_set_and_refused_without_one():
+    X, y = _data(2)
+    val = (X[:60], np.where(np.arange(60) < 10, 1, 0))
+    detector = DeepSAD(**FAST, threshold="fpr:0.1").fit(X, eval_set=val)
+    state = {k: v.clone() for k, v in detector.net_.state_dict().items()}
+    with pytest.raises(InvalidInputError, match="eval_set"):
+        detector.fine_tune(X, y, n_epochs=2)
+    assert all(torch.equal(v, detector.net_.state_dict()[k]) for k, v in state.items())  # refused before training
+    detector.fine_tune(X, y, n_epochs=2, eval_set=val)
+    normals = detector.decision_function(val[0][val[1] == 0])
+    assert detector.threshold_ == np.quantile(normals, 0.9, method="higher")
