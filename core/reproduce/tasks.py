@@ -64,15 +64,24 @@ def run_task(cells: list[Cell], parent_run_id: str | None) -> list[CellResult | 
         tags=[{KEY_TAG: cell.key, "sadkit.reproduce.method": cell.method.label, HOST_TAG: _host()} for cell in cells],
         return_exceptions=True,
     )
-    wall = (time.perf_counter() - started) / len(cells)  # each cell's share of the task
     return [
         r
         if isinstance(r, BaseException)
         else CellResult.of(
             cell, test_auroc=r.test_auroc, val_auroc=r.val_auroc, run_id=r.run_id, reused=False, wall_seconds=wall
         )
-        for cell, r in zip(cells, outcomes, strict=True)
+        for cell, r, wall in zip(cells, outcomes, cell_seconds(outcomes, time.perf_counter() - started), strict=True)
     ]
+
+
+def cell_seconds(outcomes: list, task_seconds: float) -> list[float]:
+    """Each cell's wall time within its task: its own fit (``pretrain_seconds + train_seconds``; a stacked
+    model's share of its stack) plus an equal share of the rest of the task (data, runs, evaluation,
+    tracking). Models that cannot stack train one by one in one task; each then gets its own time, not
+    the task's average."""
+    own = [0.0 if isinstance(r, BaseException) else r.pretrain_seconds + r.train_seconds for r in outcomes]
+    rest = max(0.0, task_seconds - sum(own)) / len(outcomes)
+    return [seconds + rest for seconds in own]
 
 
 def group_cells(cells: list[Cell], stack: bool = True, max_stack: int = MAX_STACK) -> list[list[Cell]]:

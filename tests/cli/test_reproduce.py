@@ -298,3 +298,29 @@ def test_report_only_writes_the_finished_cells_and_computes_nothing(tracking_uri
     assert (summary["n_computed"], summary["n_reused"], summary["n_missing"]) == (0, 4, 4)
     assert len(_finished_keys(tracking_uri)) == 4  # nothing new ran
     assert "(n=1)" in (out / "table.md").read_text()
+
+
+def test_cells_trained_one_by_one_in_a_task_get_their_own_wall_time(tracking_uri, tmp_path):
+    """OC-SVM and Isolation Forest cannot stack: one task trains them one by one. Each cell's wall time is
+    its own fit plus an equal share of the task's rest, not the task's average (they used to be equal)."""
+    from sadkit.reproduce.tasks import group_cells, run_task
+
+    spec = ReproductionSpec.from_yaml(
+        _spec(
+            tmp_path,
+            seeds=1,
+            grid={"ratio_known_outlier": [0.05]},
+            methods=[
+                {"label": "OC-SVM", "detector": "ocsvm", "params": {}},
+                {"label": "IF", "detector": "iforest", "params": {}},
+            ],
+        )
+    )
+    spec.tracking_uri = tracking_uri
+    (task,) = group_cells(spec.cells())
+    results = run_task(task, parent_run_id=None)
+    client = MlflowClient(tracking_uri)
+    own = [sum(client.get_run(r.run_id).data.metrics[k] for k in ("pretrain_seconds", "train_seconds")) for r in results]
+    rest = [r.wall_seconds - o for r, o in zip(results, own, strict=True)]
+    assert rest[0] == pytest.approx(rest[1]) and rest[0] > 0
+    assert results[0].wall_seconds != results[1].wall_seconds
