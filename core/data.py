@@ -236,6 +236,14 @@ def check_labels(y: Any, n: int, *, name: str = "y") -> np.ndarray:
     return values.astype(np.int64)
 
 
+def read_labels(y: Any, semi_y: Any, n: int) -> np.ndarray:
+    """The labels ``fit(X, y, semi_y=...)`` was given, in the users' convention (1 anomaly, 0 normal, -1
+    unlabeled): ``y`` as :func:`check_labels` reads it, or the paper's ``semi_y`` converted; not both."""
+    if y is not None and semi_y is not None:
+        raise InvalidInputError("give labels as y (1 anomaly, 0 normal, -1 unlabeled) or as semi_y, not both")
+    return check_labels(y, n) if semi_y is None else from_semi_y(check_semi_labels(semi_y, n))
+
+
 def default_data_root() -> Path:
     """``$SADKIT_DATA`` if set, else the user's cache folder for sadkit."""
     env = os.environ.get("SADKIT_DATA")

@@ -25,7 +25,7 @@ from sklearn.utils import ClassifierTags
 
 from . import persistence, thresholds
 from .callbacks import Callback
-from .data import ANOMALY, NORMAL, check_features, check_labels, check_semi_labels, from_semi_y
+from .data import ANOMALY, NORMAL, check_features, check_labels, read_labels
 from .errors import InvalidInputError, InvalidTypeError, NotFittedError, SadkitError, SignalNotAvailableError
 
 if TYPE_CHECKING:
@@ -110,9 +110,7 @@ class Detector(OutlierMixin, BaseEstimator, ABC):
     ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None, thresholds.ThresholdRule]:
         """What :meth:`fit` does before ``_fit``: the inputs validated, the labels read, the parameters checked."""
         X = self._validate_input(X, reset=True, min_samples=2)
-        if y is not None and semi_y is not None:
-            raise InvalidInputError("give labels as y (1 anomaly, 0 normal, -1 unlabeled) or as semi_y, not both")
-        labels = check_labels(y, len(X)) if semi_y is None else from_semi_y(check_semi_labels(semi_y, len(X)))
+        labels = read_labels(y, semi_y, len(X))
         if eval_set is not None:
             X_val, y_val = eval_set
             X_val = self._check_shape(check_features(X_val, name="X_val"), X.shape[1:])

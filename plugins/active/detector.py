@@ -151,7 +151,7 @@ class ActiveDetector(Detector):
         base_cls = get("detectors", self.base)
         if base_cls is type(self):
             raise InvalidInputError("active: the base detector cannot be 'active' itself; name a detector such as esad")
-        if self.refit_base == "fine_tune" and not callable(getattr(base_cls, "fine_tune", None)):
+        if self.refit_base == "fine_tune" and not _can_fine_tune(base_cls):
             raise InvalidInputError(f"active: {self.base!r} cannot be fine-tuned; use refit_base=true or false")
         if not base_cls.has_signal():
             raise SignalNotAvailableError(
@@ -165,7 +165,7 @@ class ActiveDetector(Detector):
             base_cls = get("detectors", self.base)
             if base_cls.uses_labels:
                 return "refit"
-            return "fine_tune" if callable(getattr(base_cls, "fine_tune", None)) else "keep"
+            return "fine_tune" if _can_fine_tune(base_cls) else "keep"
         return "fine_tune" if self.refit_base == "fine_tune" else ("refit" if self.refit_base else "keep")
 
     def _base_params(self) -> dict[str, Any]:
@@ -301,6 +301,11 @@ class ActiveDetector(Detector):
         self.bias_ = float(state["bias"])
         self.n_labeled_ = int(state["n_labeled"])
         self.timings_ = dict(state["timings"])
+
+
+def _can_fine_tune(detector_cls: type) -> bool:
+    """Whether the detector offers ``fine_tune(X, semi_y=..., n_epochs=...)`` (Deep SAD, Deep SVDD)."""
+    return callable(getattr(detector_cls, "fine_tune", None))
 
 
 def _array(value: Any) -> np.ndarray:

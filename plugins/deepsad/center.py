@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 
@@ -21,3 +23,15 @@ def sad_terms(
     ``eta`` and ``eps`` are numbers, or per-model tensors broadcasting against ``dist`` (stacked training).
     """
     return torch.where(semi == 0, dist, eta * (dist + eps) ** semi)
+
+
+def sad_loss(
+    c: torch.Tensor, eta: float, eps: float
+) -> Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Deep SAD's loss around the center ``c`` as :func:`sadkit.training.train_network` takes it:
+    ``loss(net, x, semi)``, the mean of the batch's :func:`sad_terms`."""
+
+    def loss(model: torch.nn.Module, x: torch.Tensor, semi: torch.Tensor) -> torch.Tensor:
+        return sad_terms(torch.sum((model(x) - c) ** 2, dim=1), semi, eta, eps).mean()
+
+    return loss

@@ -34,7 +34,7 @@ from sadkit.torch_detector import PretrainedAutoencoder
 from sadkit.training import Schedule, as_tensor, predict, resolve_amp, seed_everything, train_network
 
 from .autoencoder import pretrain_autoencoder
-from .center import init_center, sad_terms
+from .center import init_center, sad_loss
 from .finetune import fine_tune
 from .stacked import fit_stack, stack_key
 
@@ -211,11 +211,6 @@ class DeepSAD(TorchDetector):
         with torch.no_grad():
             c = init_center(predict(net, X_t, batch_size=1024), float(self.center_eps))
         semi_t = as_tensor(semi_y, device)
-        eta, eps = float(self.eta), float(self.eps)
-
-        def sad_loss(model: torch.nn.Module, x: torch.Tensor, semi: torch.Tensor) -> torch.Tensor:
-            return sad_terms(torch.sum((model(x) - c) ** 2, dim=1), semi, eta, eps).mean()
-
         evaluate = None
         if eval_set is not None and callbacks:
             X_val_t = as_tensor(eval_set[0], device)
@@ -229,7 +224,7 @@ class DeepSAD(TorchDetector):
 
         self.train_losses_ = train_network(
             net,
-            sad_loss,
+            sad_loss(c, float(self.eta), float(self.eps)),
             [X_t, semi_t],
             self._phase_schedule("", speed),
             phase="train",

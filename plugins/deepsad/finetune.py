@@ -15,16 +15,17 @@ ignores labels, so fine-tuning is the only way its network learns from them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
 
 from sadkit import Callback, InvalidInputError
-from sadkit.data import check_labels, check_semi_labels, from_semi_y, to_semi_y
-from sadkit.training import Schedule, as_tensor, train_network
+from sadkit.data import read_labels, to_semi_y
+from sadkit.training import as_tensor, train_network
 
-from .center import sad_terms
+from .center import sad_loss
 
 #: the generator stream of the fine-tuning's batch order (apart from the fit's, same seed)
 _STREAM = 104729
@@ -45,13 +46,11 @@ def fine_tune(
     detector._check_fitted()
     if int(n_epochs) < 0:
         raise InvalidInputError(f"fine_tune: n_epochs must be >= 0, got {n_epochs!r}")
-    if y is not None and semi_y is not None:
-        raise InvalidInputError("give labels as y (1 anomaly, 0 normal, -1 unlabeled) or as semi_y, not both")
     rule = detector.check_params()
     if rule.kind == "fpr" and eval_set is None:  # said before the network changes, not after
         raise InvalidInputError(f"fine_tune: threshold={detector.threshold!r} needs an eval_set with labeled normals")
     X = detector._model_input(X)
-    labels = check_labels(y, len(X)) if semi_y is None else from_semi_y(check_semi_labels(semi_y, len(X)))
+    labels = read_labels(y, semi_y, len(X))
     if eval_set is not None:
         eval_set = (detector._model_input(eval_set[0]), np.asarray(eval_set[1]))
     detector.fine_tune_losses_ = fine_tune_network(detector, X, to_semi_y(labels), int(n_epochs), list(callbacks))
@@ -63,29 +62,17 @@ def fine_tune_network(
     detector: object, X: np.ndarray, semi_y: np.ndarray, n_epochs: int, callbacks: Sequence[Callback] = ()
 ) -> list[float]:
     """Train ``detector.net_`` in place for ``n_epochs`` on ``X`` with the paper's label codes ``semi_y``
-    (+1 normal, -1 anomaly, 0 unlabeled) at the learning rate the fit ended with (:func:`final_lr`) and the
-    detector's ``batch_size`` and ``weight_decay``, the center ``detector.c_`` fixed. Returns the mean batch
-    loss of every epoch."""
+    (+1 normal, -1 anomaly, 0 unlabeled): the fit's schedule (batch size, weight decay, Adam's options) at the
+    learning rate it ended with (:func:`final_lr`), held, the center ``detector.c_`` fixed. Returns the mean
+    batch loss of every epoch."""
     d = detector
     device = d._training_device()
     net = d.net_.to(device)
-    c = d.c_.to(device)
-    eta, eps = float(d.eta), float(d.eps)
-
-    def sad_loss(model: torch.nn.Module, x: torch.Tensor, semi: torch.Tensor) -> torch.Tensor:
-        return sad_terms(torch.sum((model(x) - c) ** 2, dim=1), semi, eta, eps).mean()
-
-    schedule = Schedule(
-        n_epochs=int(n_epochs),
-        lr=final_lr(d),
-        batch_size=int(d.batch_size),
-        weight_decay=d.weight_decay,
-        amsgrad=d.amsgrad,
-    )
+    schedule = replace(d._phase_schedule("", {}), n_epochs=int(n_epochs), lr=final_lr(d), lr_milestones=())
     generator = torch.Generator().manual_seed((int(d.seed_) + _STREAM) % 2**63)
     losses = train_network(
         net,
-        sad_loss,
+        sad_loss(d.c_.to(device), float(d.eta), float(d.eps)),
         [as_tensor(X, device), as_tensor(semi_y, device)],
         schedule,
         phase="fine_tune",
@@ -97,7 +84,8 @@ def fine_tune_network(
 
 
 def final_lr(detector: Any) -> float:
-    """The learning rate the training schedule ended with: ``lr`` times 0.1 for every milestone before
-    its last epoch."""
-    passed = sum(1 for m in detector.lr_milestones if int(m) < int(detector.n_epochs))
-    return float(detector.lr) * 0.1**passed
+    """The learning rate the detector's training schedule ended with: ``lr`` times ``lr_gamma`` for every
+    milestone before its last epoch."""
+    schedule = detector._phase_schedule("", {})
+    passed = sum(1 for m in schedule.milestones if m < schedule.n_epochs)
+    return float(schedule.lr) * schedule.lr_gamma**passed
